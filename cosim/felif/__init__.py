@@ -1,0 +1,1 @@
+"""The FeLIF neuron: one definition of its physics (``physics``) shared by training, fitting and export."""
