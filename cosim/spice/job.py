@@ -116,6 +116,9 @@ class Circuit:
     """Paths of Verilog-A sources the circuit instantiates."""
     parameters: tuple[tuple[str, float], ...] = ()
     """Circuit parameters (name, value), rendered as .param lines / VACASK parameters."""
+    elements: tuple = ()
+    """Simulator-neutral elements (`cosim.spice.elements`), each rendering itself with `.ngspice()` and
+    `.vacask()`; rendered before `netlist`, so a circuit can be made of elements alone and run on either."""
 
     def content_hash(self) -> str:
         """SHA-256 over the netlist, the parameters and the contents of every included file."""
@@ -123,6 +126,7 @@ class Circuit:
         h.update(self.title.encode())
         h.update(self.netlist.encode())
         h.update(repr(self.parameters).encode())
+        h.update(repr(self.elements).encode())
         for path in self.includes + self.verilog_a:
             h.update(path.encode())
             p = Path(path)
