@@ -1,0 +1,60 @@
+"""The `cosim` command line (also `python -m cosim`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _characterize(args: argparse.Namespace) -> int:
+    from cosim.devices.characterize import CHARACTERIZERS, characterize
+
+    names = list(CHARACTERIZERS) if "all" in args.devices else args.devices
+    for name in names:
+        out = Path(args.out) / name if len(names) > 1 else Path(args.out)
+        summary = characterize(name, out, quick=args.quick)
+        print(f"{name}: wrote {out}/summary.json")
+        print(json.dumps(summary, indent=1, default=str)[:2000])
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The main job on embedded defaults: what exists of the pipeline, end to end."""
+    from cosim.devices.characterize import CHARACTERIZERS, characterize
+
+    run_dir = Path(args.out)
+    for name in CHARACTERIZERS:
+        characterize(name, run_dir / "characterization" / name, quick=True)
+    print(f"cosim run: results in {run_dir.resolve()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cosim",
+        description="Circuit simulation in the loop of hardware-aware training for FeCap/RRAM spiking networks.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the main job on the embedded defaults")
+    run.add_argument("--out", default="runs/main", help="run folder (default: runs/main)")
+    run.set_defaults(func=_run)
+
+    char = sub.add_parser("characterize", help="run device/circuit testbenches and write data, plots, summary.json")
+    char.add_argument("devices", nargs="+", choices=["fecap", "felif", "rram", "crossbar", "all"],
+                      help="what to characterise")
+    char.add_argument("--out", default="runs/characterization", help="output folder")
+    char.add_argument("--quick", action="store_true", help="fewer points: a fast overview")
+    char.set_defaults(func=_characterize)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
