@@ -122,10 +122,13 @@ def switching_rate_derivative(e: torch.Tensor, params: FeLIFParameters) -> torch
     return params.alpha * x * torch.exp(-x) * torch.sign(e) / (params.tau0 * abs_e)
 
 
-def polarisation_rate(v: torch.Tensor, p: torch.Tensor, params: FeLIFParameters) -> torch.Tensor:
-    """dP/dt = (sign(E) P_s - P) r(E), C/(m^2 s)."""
+def polarisation_rate(
+    v: torch.Tensor, p: torch.Tensor, params: FeLIFParameters, detach_rate: bool = False
+) -> torch.Tensor:
+    """dP/dt = (sign(E) P_s - P) r(E), C/(m^2 s); detach_rate stops the gradient through r (paper-era BRUNO)."""
     e = field(v, p, params)
-    return (torch.sign(e) * params.p_s - p) * switching_rate(e, params)
+    r = switching_rate(e, params)
+    return (torch.sign(e) * params.p_s - p) * (r.detach() if detach_rate else r)
 
 
 def leakage_current(v: torch.Tensor, params: FeLIFParameters) -> torch.Tensor:
@@ -134,19 +137,19 @@ def leakage_current(v: torch.Tensor, params: FeLIFParameters) -> torch.Tensor:
 
 
 def derivatives(
-    v: torch.Tensor, p: torch.Tensor, i_in: torch.Tensor, params: FeLIFParameters
+    v: torch.Tensor, p: torch.Tensor, i_in: torch.Tensor, params: FeLIFParameters, detach_rate: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(dV/dt in V/s, dP/dt in C/(m^2 s)) for input current i_in (A)."""
-    dp = polarisation_rate(v, p, params)
+    dp = polarisation_rate(v, p, params, detach_rate)
     dv = (i_in - leakage_current(v, params) - params.area * dp) / params.c_tot
     return dv, dp
 
 
 def euler_step(
-    state: FeLIFState, i_in: torch.Tensor, params: FeLIFParameters, dt: float
+    state: FeLIFState, i_in: torch.Tensor, params: FeLIFParameters, dt: float, detach_rate: bool = False
 ) -> FeLIFState:
     """One explicit Euler step of size dt (s), with V clipped to [-5, 5] V and P to [-P_s, P_s]."""
-    dv, dp = derivatives(state.v, state.p, i_in, params)
+    dv, dp = derivatives(state.v, state.p, i_in, params, detach_rate)
     v = torch.clamp(state.v + dt * dv, -V_CLIP, V_CLIP)
     p_s = _as_tensor_like(params.p_s, state.p)
     p = torch.minimum(torch.maximum(state.p + dt * dp, -p_s), p_s)
