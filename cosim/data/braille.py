@@ -39,6 +39,9 @@ WHERE_TO_GET = ("the raw data of Mueller-Cleve et al. 2022 (Front. Neurosci. 16:
                 "(doi:10.5281/zenodo.7050094, reading_braille_data.zip): a pickle of 5400 records (27 classes "
                 "x 200 repetitions, class-major), each a dict with 'taxel_data' of shape (T, 12), values 0..255")
 
+PANDAS_HINT = ("a pandas DataFrame (or dict of columns) must first be converted to a list of dicts with "
+               "df.to_dict('records') and pickled again, in an environment where you trust the file")
+
 BRAILLE_DOTS: dict[str, tuple[int, ...]] = {
     "Space": (), "A": (1,), "B": (1, 2), "C": (1, 4), "D": (1, 4, 5), "E": (1, 5), "F": (1, 2, 4),
     "G": (1, 2, 4, 5), "H": (1, 2, 5), "I": (2, 4), "J": (2, 4, 5), "K": (1, 3), "L": (1, 2, 3), "M": (1, 3, 4),
@@ -75,6 +78,10 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     return allowed
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a callable outside the plain-data allow list."""
+
+
 class _PlainDataUnpickler(pickle.Unpickler):
     """Builds dicts, lists, numbers, strings and numpy arrays; refuses every other global (so no code runs)."""
 
@@ -84,8 +91,8 @@ class _PlainDataUnpickler(pickle.Unpickler):
         try:
             return self._allowed[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refused global {module}.{name}: only plain data and numpy arrays "
-                                         f"are allowed") from None
+            raise _RefusedGlobal(f"refused global {module}.{name}: only plain data and numpy arrays are "
+                                 f"allowed (a file that names other code may have been tampered with)") from None
 
 
 def load_braille_raw(path: str | os.PathLike) -> list[dict]:
@@ -106,14 +113,14 @@ def load_braille_raw(path: str | os.PathLike) -> list[dict]:
             raise DataFormatError(f"{path}: broken gzip file ({err}); expected {WHERE_TO_GET}") from err
     try:
         records = _PlainDataUnpickler(io.BytesIO(raw)).load()
-    except pickle.UnpicklingError as err:
-        raise DataFormatError(f"{path}: {err}; expected {WHERE_TO_GET}") from err
+    except _RefusedGlobal as err:
+        hint = f"; {PANDAS_HINT}" if "pandas" in str(err) else ""
+        raise DataFormatError(f"{path}: {err}{hint}; expected {WHERE_TO_GET}") from err
     except Exception as err:  # truncated or not a pickle at all: many exception types
         raise DataFormatError(f"{path}: not a readable pickle ({type(err).__name__}: {err}); "
                               f"expected {WHERE_TO_GET}") from err
     if not isinstance(records, (list, tuple)):
-        hint = ("; a pandas DataFrame must be converted to a list of dicts (df.to_dict('records')) in a trusted "
-                "environment first" if isinstance(records, dict) else "")
+        hint = f"; {PANDAS_HINT}" if isinstance(records, dict) else ""
         raise DataFormatError(f"{path}: expected a list of records, found {type(records).__name__}{hint}")
     _check_records(records, where=str(path))
     return list(records)
