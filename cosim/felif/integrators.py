@@ -65,15 +65,29 @@ def fine_forward_reference(
     the rest of the window. Neurons where `frozen` is true are not integrated at all (BRUNO overwrites them with
     the reset state anyway).
     """
-    step = fine_step_function(cfg.integrator)
     v, p = state
     v, p, i_in = torch.broadcast_tensors(v, p, i_in)
     live = ~(v > params.v_thr)
     if frozen is not None:
         live = live & ~frozen.to(torch.bool)
-    for _ in range(cfg.substeps):
-        nxt = step(FeLIFState(v, p), i_in, params, cfg.h)
+    state, _ = latched_substeps(FeLIFState(v, p), live, i_in, params, cfg.h, cfg.substeps, cfg.integrator)
+    return state
+
+
+def latched_substeps(
+    state: FeLIFState, live: torch.Tensor, i_in: torch.Tensor, params: FeLIFParameters, h: float, n: int,
+    integrator: str = "euler",
+) -> tuple[FeLIFState, torch.Tensor]:
+    """n fine steps of h (s) where `live` (bool), each neuron latching once V > V_thr; (state, live) after them.
+
+    Differentiable where autograd is on: the fine-step BPTT baselines (`cosim.felif.baselines`) run it with
+    gradients, `fine_forward_reference` without.
+    """
+    step = fine_step_function(integrator)
+    v, p = state
+    for _ in range(n):
+        nxt = step(FeLIFState(v, p), i_in, params, h)
         v = torch.where(live, nxt.v, v)
         p = torch.where(live, nxt.p, p)
         live = live & ~(v > params.v_thr)
-    return FeLIFState(v, p)
+    return FeLIFState(v, p), live
