@@ -90,7 +90,7 @@ def test_missing_and_malformed_files_say_where_to_get_the_data(tmp_path: Path):
     truncated.write_bytes(pickle.dumps(fixture_records(1))[:500])
     with pytest.raises(DataFormatError, match="truncated.pkl: not a readable pickle"):
         load_braille_raw(truncated)
-    with pytest.raises(DataFormatError, match=r"found dict; a pandas DataFrame .* to_dict\(.records.\)"):
+    with pytest.raises(DataFormatError, match=r"found dict; a pandas DataFrame .*to_dict\('records'\)"):
         load_braille_raw(write_pickle(tmp_path / "columns.pkl", {"taxel_data": [], "letter": []}))
 
 
