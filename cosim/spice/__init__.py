@@ -14,8 +14,11 @@ from cosim.spice.job import (
     SimulatorNotFoundError,
     Tran,
 )
+from cosim.spice.pool import WorkerLimits, WorkerPool, run
+from cosim.spice.sweep import ResultStore, run_many
 
 __all__ = [
     "Ac", "Analysis", "Circuit", "DcSweep", "NetlistError", "Op", "SimError", "SimJob", "SimResult",
-    "SimulationError", "SimulatorNotFoundError", "Tran",
+    "SimulationError", "SimulatorNotFoundError", "Tran", "ResultStore", "WorkerLimits", "WorkerPool", "run",
+    "run_many",
 ]

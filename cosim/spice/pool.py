@@ -1,0 +1,195 @@
+"""Recycled worker processes: every simulation runs in a child process (`cosim.spice.worker`), never in the caller.
+
+ngspice keeps global state (one simulator per process), can crash the process it runs in, and PySpice leaks
+memory across transients. So each job is sent to a worker process that is
+
+- replaced after `WorkerLimits.max_jobs` jobs or once its resident memory passes `WorkerLimits.max_rss_bytes`;
+- killed and replaced when a job exceeds `SimJob.timeout` (the job fails with "time limit ...");
+- replaced after any failed job; a worker that dies (segfault, ``os._exit``, OOM kill) fails only the job it
+  was running, with the tail of its log.
+
+`run` uses one pool per process (`default_pool`); each thread that calls it concurrently gets its own worker.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from cosim.spice.job import SimError, SimJob, SimResult, SimulationError
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    """When a worker process is replaced, and how long it may take to start."""
+
+    max_jobs: int = 250
+    """Jobs a worker runs before it is replaced (bounds the simulator's per-job leaks)."""
+    max_rss_bytes: int = 768 * 2**20
+    """Resident memory, bytes, above which a worker is replaced after its current job."""
+    startup_timeout: float = 60.0
+    """Time a new worker may take to import and report ready, s."""
+
+
+class SimWorker:
+    """One worker process and the two pipes to it."""
+
+    def __init__(self, limits: WorkerLimits = WorkerLimits()):
+        self.limits = limits
+        self.jobs_done = 0
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        log = tempfile.NamedTemporaryFile(prefix="cosim-worker-", suffix=".log", delete=False)
+        self.log_path = Path(log.name)
+        env = dict(os.environ, OMP_NUM_THREADS="1",  # libngspice's OpenMP device loops: one core per worker
+                   PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+        with log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cosim.spice.worker", str(request_read), str(reply_write)],
+                pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True)  # Ctrl-C goes to the caller, which then closes its workers
+        os.close(request_read)
+        os.close(reply_write)
+        self._requests = Connection(request_write, readable=False)
+        self._replies = Connection(reply_read, writable=False)
+        if not self._replies.poll(limits.startup_timeout):
+            self.kill()
+            raise SimulationError(f"worker process did not start within {limits.startup_timeout:g} s")
+        try:
+            self._replies.recv()
+        except EOFError:
+            raise self._death("while starting") from None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        """True while the worker can take another job."""
+        return not self._requests.closed and self.process.poll() is None
+
+    def run(self, job: SimJob) -> SimResult:
+        """Run `job` in this worker; raise its SimError (the worker is then closed)."""
+        label = job.name or job.key()
+        try:
+            self._requests.send(job)
+        except OSError:
+            raise self._death(f"before job {label} could be sent") from None
+        if not self._replies.poll(job.timeout):
+            self.kill()
+            raise SimulationError(
+                f"job {label}: time limit of {job.timeout:g} s (SimJob.timeout) exceeded; its worker process "
+                f"(pid {self.pid}) was killed and will be replaced")
+        try:
+            outcome, rss_bytes = self._replies.recv()
+        except EOFError:
+            raise self._death(f"while running job {label}; the other jobs are unaffected") from None
+        self.jobs_done += 1
+        if isinstance(outcome, SimError):
+            self.close()
+            raise outcome
+        if self.jobs_done >= self.limits.max_jobs or rss_bytes >= self.limits.max_rss_bytes:
+            self.close()
+        return outcome
+
+    def _death(self, when: str) -> SimulationError:
+        """The error for a worker that died `when`; cleans up after it."""
+        try:
+            code = self.process.wait(timeout=10)
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        except (subprocess.TimeoutExpired, ValueError):
+            how = "unresponsive"
+        tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:]) if self.log_path.exists() else ""
+        self.kill()
+        return SimulationError(f"worker process (pid {self.pid}) died ({how}) {when}", log_tail=tail)
+
+    def close(self) -> None:
+        """Ask the worker to finish, then make sure it has."""
+        if not self._requests.closed:
+            try:
+                self._requests.send(None)
+            except OSError:
+                pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill the worker (if still running) and release its pipes and log."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for connection in (self._requests, self._replies):
+            if not connection.closed:
+                connection.close()
+        self.log_path.unlink(missing_ok=True)
+
+
+class WorkerPool:
+    """Idle worker processes, handed to whichever thread runs a job next."""
+
+    def __init__(self, limits: WorkerLimits = WorkerLimits()):
+        self.limits = limits
+        self.owner_pid = os.getpid()
+        self._idle: list[SimWorker] = []
+        self._lock = threading.Lock()
+
+    def run(self, job: SimJob) -> SimResult:
+        """Run `job` in an idle worker (started if there is none); raise its SimError."""
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+        if worker is None:
+            worker = SimWorker(self.limits)
+        try:
+            return worker.run(job)
+        finally:
+            if worker.alive:
+                with self._lock:
+                    self._idle.append(worker)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the idle workers."""
+        with self._lock:
+            return [worker.pid for worker in self._idle]
+
+    def close(self) -> None:
+        """Stop every idle worker."""
+        with self._lock:
+            workers, self._idle = self._idle, []
+        for worker in workers:
+            worker.close()
+
+
+_default_pool: WorkerPool | None = None
+_default_lock = threading.Lock()
+
+
+def default_pool() -> WorkerPool:
+    """This process's pool (a fresh one in a forked child: the parent's workers are not ours to use)."""
+    global _default_pool
+    with _default_lock:
+        if _default_pool is None or _default_pool.owner_pid != os.getpid():
+            _default_pool = WorkerPool()
+            atexit.register(_default_pool.close)
+        return _default_pool
+
+
+def run(job: SimJob) -> SimResult:
+    """Run one job in a recycled worker process and return its result; raise its SimError on failure.
+
+    Raises NetlistError (bad input, naming the line), SimulationError (no convergence after the back end's
+    retry policy, time limit, crashed worker; with the log tail) or SimulatorNotFoundError.
+    """
+    return default_pool().run(job)

@@ -1,0 +1,76 @@
+"""The worker process: runs the jobs `cosim.spice.pool` sends it, one at a time, isolated from the caller.
+
+Started as ``python -m cosim.spice.worker REQUEST_FD REPLY_FD`` (two pipe ends inherited from the parent),
+with its stdout and stderr going to a log file whose tail the parent shows if the worker dies. Protocol
+(pickled over `multiprocessing.connection.Connection`): the worker first sends ``("ready", pid)``; then for
+each `SimJob` it receives it replies ``(SimResult or SimError, resident set size in bytes)``; ``None`` or a
+closed pipe ends it. After a failed job the worker exits: ngspice's global state may be unusable after some
+errors ("cannot recover and awaits to be detached"), and a fresh process is cheap.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import psutil
+
+from cosim.spice.backend import common_provenance, get_backend, keep_outputs
+from cosim.spice.job import SimError, SimJob, SimResult, SimulationError
+
+PARENT_CHECK_INTERVAL_S = 1.0
+"""How often the worker checks that its parent is alive, s (an orphaned worker exits)."""
+
+
+def execute(job: SimJob) -> SimResult | SimError:
+    """Run `job` with its back end in this process; a failure is returned, not raised."""
+    label = job.name or job.key()
+    try:
+        backend = get_backend(job.simulator)
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="cosim-job-") as workdir:
+            result = backend.run(job, Path(workdir))
+        wall_s = time.perf_counter() - start
+        result = keep_outputs(result, job.outputs, label)
+        result.provenance = {**common_provenance(job, backend, wall_s), "worker_pid": os.getpid(),
+                             **result.provenance}
+        return result
+    except SimError as error:
+        return error
+    except Exception as error:  # a back-end bug must fail only this job, with enough to debug it
+        return SimulationError(f"job {label}: the {job.simulator} back end failed unexpectedly: {error!r}",
+                               log_tail=traceback.format_exc())
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_INTERVAL_S)
+    os._exit(0)
+
+
+def serve(requests: Connection, replies: Connection) -> None:
+    """Answer jobs from `requests` on `replies` until told to stop or a job fails."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    process = psutil.Process()
+    replies.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = requests.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        outcome = execute(job)
+        replies.send((outcome, process.memory_info().rss))
+        if isinstance(outcome, SimError):
+            return
+
+
+if __name__ == "__main__":
+    request_fd, reply_fd = (int(fd) for fd in sys.argv[1:3])
+    serve(Connection(request_fd, writable=False), Connection(reply_fd, readable=False))
