@@ -5,10 +5,17 @@ netlists are Spectre-like: `load "x.osdi"`, `model <name> <module> <params>`, in
 `<name> (<nodes>) <model> <params>`, analyses inside `control ... endc`. Even a resistor is an OSDI device
 from VACASK's own library (`load "resistor.osdi"`), which `cosim.spice.elements` declares for you.
 
-Results use ngspice's vector names so the two back ends compare directly: node voltages ``v(node)``, source
-and inductor currents ``i(name)`` (SPICE sign: current into the positive terminal), all lower-case, axis
-``time``, ``frequency`` or, for a DC sweep, the swept source's name. A VACASK branch other than a source's
-(e.g. a Verilog-A voltage contribution) is ``i(instance:branch)``, a Verilog-A internal node ``v(instance:node)``.
+Results follow the conventions of `cosim.spice.backend` so the two back ends compare directly: node voltages
+``v(node)``, source and inductor currents ``i(name)`` (SPICE sign: current into the positive terminal), all
+lower-case, axis ``time``, ``frequency`` or, for a DC sweep, the swept source's name. Hierarchical names use
+dots: a Verilog-A internal node is ``v(instance.node)``, a branch other than a source's (e.g. a Verilog-A
+voltage contribution) ``i(instance.branch)``.
+
+Netlists from elsewhere are data: unless `SimJob.allow_shell` is set, netlist text with `control` blocks
+(which can run Python post-processing) or `embed` (writes files) is refused, and so is `include` or `load` of
+an absolute path or one leaving the work folder (`..`): relative names resolve in the empty work folder and
+then in VACASK's own library (e.g. `load "spice/diode.osdi"`). List files in `Circuit.includes` and Verilog-A
+sources in `Circuit.verilog_a` instead.
 
 Retry policy on non-convergence: operating points (op, dc sweeps, and those under ac and tran) use VACASK's
 own homotopy (gmin stepping, then source stepping). A transient that still fails is run once more with the
@@ -27,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cosim.spice.backend import file_sha256
 from cosim.spice.elements import CurrentSource, VoltageSource, number
 from cosim.spice.job import (
-    Ac, DcSweep, NetlistError, Op, SimError, SimJob, SimResult, SimulationError, Tran,
+    Ac, Analysis, DcSweep, NetlistError, Op, SimError, SimJob, SimResult, SimulationError, Tran,
 )
 from cosim.spice.veriloga import compile_va, compiler_version, locate_tool, source_digest
 
@@ -42,6 +50,11 @@ LOG_TAIL_LINES = 40
 _ANALYSIS_NAME = {"op": "op1", "dc": "dc1", "ac": "ac1", "tran": "tran1"}
 _ERROR_LOCATION = re.compile(r"^(?P<line>\d+):(?P<col>\d+) \(0x[0-9a-f]+\) in (?P<file>.+)$", re.MULTILINE)
 _BANNER_VERSION = re.compile(r"This is vacask (\S+?)\.?$", re.MULTILINE)
+RISKY_STATEMENTS = ("control", "embed", "postprocess")
+"""VACASK statements refused in netlist text unless `SimJob.allow_shell` (see the module docstring)."""
+FILE_STATEMENTS = ("include", "load")
+"""VACASK statements refused with an absolute or parent-relative path unless `SimJob.allow_shell`."""
+_QUOTED = re.compile(r'"([^"]*)"')
 
 
 # ------------------------------------------------------------------------------------------------ rawfiles
@@ -112,14 +125,15 @@ def _read_ascii_values(f, nvars: int, npoints: int, complex_: bool) -> np.ndarra
 
 
 def vector_name(raw_name: str) -> str:
-    """ngspice-style name of a VACASK vector: "out" -> "v(out)", "V1:flow(br)" -> "i(v1)"."""
-    name = raw_name.lower()
-    instance, flow, branch = name.partition(":flow(")
+    """ngspice-style name of a VACASK vector: "out" -> "v(out)", "V1:flow(br)" -> "i(v1)", "N1:q" -> "v(n1.q)".
+
+    VACASK saves node potentials and branch flows by default (the only vectors a cosim netlist can request).
+    """
+    name = raw_name.lower().replace(":flow(", "#flow(").replace(":", ".")
+    instance, flow, branch = name.partition("#flow(")
     if flow:
         branch = branch.rstrip(")")
-        return f"i({instance})" if branch == "br" else f"i({instance}:{branch})"
-    if "." in name:  # a device output variable saved explicitly, e.g. "d1.cd"
-        return name
+        return f"i({instance})" if branch == "br" else f"i({instance}.{branch})"
     return f"v({name})"
 
 
@@ -137,11 +151,32 @@ def render_netlist(job: SimJob, osdi_files: tuple[Path, ...] = ()) -> str:
         lines.append("parameters " + " ".join(f"{name}={number(value)}" for name, value in circuit.parameters))
     lines += [element.vacask() for element in circuit.elements]
     if circuit.netlist.strip():
+        check_netlist_text(circuit.netlist, "netlist", allow_shell=job.allow_shell)
         lines.append(circuit.netlist.rstrip())
     for include in circuit.includes:
-        lines += [f"// include {include}", Path(include).read_text().rstrip()]
+        if not Path(include).is_file():
+            raise NetlistError(f"include file {include!r} (listed in Circuit.includes) does not exist")
+        text = Path(include).read_text()
+        check_netlist_text(text, include, allow_shell=job.allow_shell)
+        lines += [f"// include {include}", text.rstrip()]
     lines += ["control", "  abort always", *("  " + line for line in _analysis_lines(job)), "endc"]
     return "\n".join(lines) + "\n"
+
+
+def check_netlist_text(text: str, origin: str, *, allow_shell: bool) -> None:
+    """Refuse VACASK statements that run programs or touch files outside VACASK's library (see the module
+    docstring), unless `allow_shell`. `origin` names the text in the error ("netlist" or an include path)."""
+    if allow_shell:
+        return
+    for number_, line in enumerate(text.splitlines(), 1):
+        word = re.split(r"[\s(]", line.strip(), maxsplit=1)[0].lower()
+        paths = _QUOTED.findall(line)
+        outside = any(Path(p).is_absolute() or ".." in Path(p).parts for p in paths)
+        if word in RISKY_STATEMENTS or (word in FILE_STATEMENTS and (outside or not paths)):
+            raise NetlistError(
+                f"refused VACASK statement {word!r} at {origin} line {number_}: it can run programs or read/write "
+                "files; the analysis comes from SimJob.analysis, files from Circuit.includes and Verilog-A from "
+                "Circuit.verilog_a (set SimJob.allow_shell to run it anyway)", line)
 
 
 def _analysis_lines(job: SimJob) -> list[str]:
@@ -225,40 +260,43 @@ class VacaskBackend:
         exe = self.executable()
         compiler = self.compiler() if job.circuit.verilog_a else None
         osdi = tuple(compile_va(path, compiler=compiler) for path in job.circuit.verilog_a)
-        netlist = render_netlist(job, osdi)
-        try:
-            raw_path, log = self._simulate(exe, netlist, job, Path(workdir), started)
-            attempts = 1
-        except SimulationError:
-            if not isinstance(job.analysis, Tran):
-                raise
-            smaller = min(job.analysis.max_step or job.analysis.step, job.analysis.step) / 10
-            netlist = render_netlist(replace(job, analysis=replace(job.analysis, max_step=smaller)), osdi)
-            raw_path, log = self._simulate(exe, netlist, job, Path(workdir), started)
-            attempts = 2
+        label = job.name or job.key()
+        failures = []
+        for attempt, (description, analysis) in enumerate(convergence_attempts(job.analysis), 1):
+            netlist = render_netlist(replace(job, analysis=analysis), osdi)
+            raw_path, log, status = self._simulate(exe, netlist, job, Path(workdir), started)
+            if raw_path is not None:
+                break
+            failures.append(f"{attempt}: {description}")
+        else:
+            reason = "did not converge" if "aborted" in log.lower() else f"failed (exit status {status})"
+            raise SimulationError(f"VACASK job {label} {reason} after {len(failures)} attempt(s) "
+                                  f"({'; '.join(failures)}; policy in cosim.spice.vacask)", _tail(log))
         result = _result(job, read_rawfile(raw_path)[0], log)
+        # What only this back end knows; the worker adds the common provenance (cosim.spice.backend).
         result.provenance = {
-            "simulator": self.name,
-            "simulator_version": self.version(),
-            "netlist_sha256": hashlib.sha256(netlist.encode()).hexdigest(),
-            "circuit_sha256": job.circuit.content_hash(),
-            "models": {str(path): source_digest(path) for path in job.circuit.verilog_a},
+            "vacask_netlist_sha256": hashlib.sha256(netlist.encode()).hexdigest(),
+            "osdi": {str(path): {"source_sha256": source_digest(path), "osdi_sha256": file_sha256(compiled)}
+                     for path, compiled in zip(job.circuit.verilog_a, osdi)},
             "compiler_version": compiler_version(compiler) if compiler is not None else None,
-            "parameters": dict(job.circuit.parameters),
-            "seed": job.seed,
-            "job_key": job.key(),
-            "attempts": attempts,
-            "wall_s": time.monotonic() - started,
+            "convergence_attempt": attempt,
+            "convergence_policy": description,
         }
         return result
 
-    def _simulate(self, exe: Path, netlist: str, job: SimJob, workdir: Path, started: float) -> tuple[Path, str]:
-        """Run VACASK on `netlist` in `workdir`; return the rawfile path and the log, or raise."""
+    def _simulate(self, exe: Path, netlist: str, job: SimJob, workdir: Path,
+                  started: float) -> tuple[Path | None, str, int]:
+        """Run VACASK on `netlist` in `workdir`: (rawfile or None when the analysis failed, log, exit status).
+
+        Raises NetlistError when VACASK rejects the netlist and SimulationError when the job's time is up.
+        """
         workdir.mkdir(parents=True, exist_ok=True)
         raw_path = workdir / f"{_ANALYSIS_NAME[job.analysis.kind]}.raw"
         raw_path.unlink(missing_ok=True)
         (workdir / NETLIST_NAME).write_text(netlist)
-        remaining = job.timeout - (time.monotonic() - started)
+        # Finish a little before the pool's own deadline for the job, so that VACASK is stopped here with a
+        # clear error rather than left running when the pool kills this worker.
+        remaining = job.timeout - (time.monotonic() - started) - min(1.0, 0.1 * job.timeout)
         label = job.name or job.key()
         try:
             done = subprocess.run(
@@ -271,15 +309,23 @@ class VacaskBackend:
         log = _strip_banner(done.stdout + done.stderr)
         located = _ERROR_LOCATION.search(log)
         if located is not None and Path(located["file"]).name == NETLIST_NAME:
+            lines = netlist.splitlines()
             number_ = int(located["line"])
-            text = netlist.splitlines()[number_ - 1] if number_ <= len(netlist.splitlines()) else ""
-            message = log[:located.start()].strip().splitlines()[0] if log[:located.start()].strip() else log
-            raise NetlistError(f"VACASK rejected the netlist of job {label}: {message}\n{_tail(log)}",
-                               line=f"{number_}: {text.strip()}")
-        if done.returncode != 0 or not raw_path.is_file():
-            reason = "did not converge" if "aborted" in log.lower() else f"failed (exit status {done.returncode})"
-            raise SimulationError(f"VACASK job {label} {reason}", _tail(log))
-        return raw_path, log
+            text = lines[number_ - 1].strip() if number_ <= len(lines) else ""
+            message = (log[:located.start()].strip() or log).splitlines()[0]
+            raise NetlistError(f"VACASK rejected line {number_} of the netlist of job {label}: {message}\n"
+                               f"{_tail(log)}", line=f"{number_}: {text}")
+        ok = done.returncode == 0 and raw_path.is_file()
+        return (raw_path if ok else None), log, done.returncode
+
+
+def convergence_attempts(analysis: Analysis) -> list[tuple[str, Analysis]]:
+    """The retry policy: (description, analysis) to try in turn (see the module docstring)."""
+    attempts = [("as given (VACASK's op homotopy: gmin then source stepping)", analysis)]
+    if isinstance(analysis, Tran):
+        smaller = min(analysis.max_step or analysis.step, analysis.step) / 10
+        attempts.append((f"maximum time step cut to {smaller:g} s", replace(analysis, max_step=smaller)))
+    return attempts
 
 
 @functools.lru_cache(maxsize=4)
@@ -298,19 +344,14 @@ def _vacask_version(exe: str, mtime_ns: int) -> str:
 
 
 def _result(job: SimJob, plot: RawPlot, log: str) -> SimResult:
-    analysis = job.analysis
-    vectors = {vector_name(raw): plot.data[:, k] for k, raw in enumerate(plot.names)}
+    """All vectors of `plot` under ngspice-style names (the worker keeps only `job.outputs`)."""
+    if isinstance(job.analysis, Op):
+        vectors = {vector_name(raw): np.asarray(plot.data[0, k]) for k, raw in enumerate(plot.names)}
+        return SimResult(vectors=vectors, axis=None, log=log.strip())
+    vectors = {vector_name(raw): plot.data[:, k] for k, raw in enumerate(plot.names[1:], 1)}
     # The first vector of a sweep is its axis: "time", "frequency", or the swept source's name.
-    axis = None if isinstance(analysis, Op) else plot.names[0].lower()
-    if axis is not None:
-        vectors[axis] = vectors.pop(vector_name(plot.names[0])).real
-    if job.outputs:
-        wanted = [name.lower() for name in job.outputs]
-        missing = [name for name in wanted if name not in vectors]
-        if missing:
-            raise NetlistError(f"job {job.name or job.key()}: VACASK produced no vector {missing}; "
-                               f"it has {sorted(vectors)}")
-        vectors = {name: vectors[name] for name in [*([axis] if axis else []), *wanted]}
+    axis = plot.names[0].lower()
+    vectors[axis] = plot.data[:, 0].real.copy()
     return SimResult(vectors=vectors, axis=axis, log=log.strip())
 
 
