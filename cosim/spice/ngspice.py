@@ -121,7 +121,7 @@ CONVERGENCE_POLICY: tuple[ConvergenceAttempt, ...] = (
 
 
 def _number(value: float) -> str:
-    return format(float(value), ".17g")
+    return repr(float(value))  # the shortest text that reads back as the same double
 
 
 def analysis_card(analysis: Op | DcSweep | Ac | Tran, max_step_divisor: float = 1.0) -> str:
@@ -209,6 +209,12 @@ def netlist_error(log: list[str], deck: Deck, label: str) -> NetlistError | None
             instance = m.group(1).strip()
             return NetlistError(
                 f"job {label}: unknown subcircuit in {deck.find(instance)} (no .subckt of that name)", instance)
+        if "no data saved" in line:
+            save = next((text for text in deck.lines if text.lower().startswith(".save")), None)
+            return NetlistError(
+                f"job {label}: none of the requested outputs exists in the circuit; write node voltages as "
+                "v(node), source currents as i(source), device quantities as @device[param] (in a subcircuit: "
+                "@r.x1.r1[i])", save)
         if re.search(r"circuit not parsed|cannot recover|check your input netlist|there aren't any circuits",
                      line):
             return NetlistError(f"job {label}: ngspice cannot parse the deck\n--- ngspice log ---\n{_tail(log)}")
@@ -324,6 +330,8 @@ class NgspiceBackend:
         axis: str | None = None
         vectors: dict[str, np.ndarray] = {}
         for name, (data, is_voltage) in raw.items():
+            if data.size == 0:  # what ngspice returns for an unknown device quantity; reported as missing
+                continue
             if (isinstance(analysis, Tran) and name == "time") or (isinstance(analysis, Ac) and name == "frequency"):
                 axis = name
                 vectors[name] = data.real.copy()
