@@ -21,6 +21,7 @@ VACASK evaluates the waveform at t = 0 in every analysis, so its back end switch
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, Union
 
@@ -45,10 +46,10 @@ class Element(Protocol):
 
 
 def number(value: Number) -> str:
-    """A number as both simulators read it, without loss (shortest round-trip form)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A number (Python or numpy) as both simulators read it, without loss (shortest round-trip form)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"expected a number, got {value!r}")
-    return str(value) if isinstance(value, int) else repr(float(value))
+    return str(int(value)) if isinstance(value, numbers.Integral) else repr(float(value))
 
 
 def _check_names(element: object, *names: str) -> None:

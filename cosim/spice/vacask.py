@@ -112,7 +112,10 @@ def read_rawfile(path: str | Path) -> list[RawPlot]:
 def _read_ascii_values(f, nvars: int, npoints: int, complex_: bool) -> np.ndarray:
     numbers: list[complex | float] = []
     while len(numbers) < nvars * npoints:
-        fields = f.readline().decode("latin-1").split()
+        line = f.readline()
+        if not line:
+            raise ValueError(f"rawfile ends after {len(numbers)} of {nvars * npoints} values")
+        fields = line.decode("latin-1").split()
         if not fields:
             continue
         token = fields[-1]  # the first value of a point is preceded by the point index

