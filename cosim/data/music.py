@@ -248,7 +248,7 @@ def score_piano_roll(score, *, where: str) -> np.ndarray:
     return roll
 
 
-def load_music21_chorales(*, keys: range = KEY_RANGE, paths: Sequence[str] | None = None,
+def load_music21_chorales(*, keys: range = KEY_RANGE, transpose: int = 0, paths: Sequence[str] | None = None,
                           cache_dir: str | os.PathLike | None = None, progress: bool = True) -> ChoraleSplits:
     """The four-part Bach chorales of the music21 corpus as piano rolls, split by `split_of`.
 
@@ -257,6 +257,11 @@ def load_music21_chorales(*, keys: range = KEY_RANGE, paths: Sequence[str] | Non
     identical to one earlier in path order (the same setting filed twice) is left out, so no chorale is in two
     splits. Parsing the whole corpus takes about half a minute; the rolls are cached in `cache_dir`
     (default `default_cache_dir()`) per music21 version and set of paths.
+
+    Pitches are music21's written MIDI pitches (MIDI 36..81 over the corpus), shifted by `transpose`
+    semitones. With the default `keys` (MIDI 43..96, chosen for the JSB file, whose chorales are transposed
+    and lie higher) bass notes below G2 fall outside the window (`notes_outside_keys`, about 1 % of notes);
+    `transpose=12` puts every note of the corpus inside it.
     """
     import music21
 
@@ -278,11 +283,22 @@ def load_music21_chorales(*, keys: range = KEY_RANGE, paths: Sequence[str] | Non
     for name, roll in zip(kept, rolls):
         ids, split_rolls = by_split[split_of(name)]
         ids.append(name)
-        split_rolls.append(roll)
+        split_rolls.append(_transposed(roll, transpose, where=f"music21 corpus file {name}"))
     source = (f"music21 {music21.__version__} corpus: {len(kept)} four-part Bach chorales "
-              f"({len(not_four_part)} scores not four-part and {len(duplicates)} duplicates left out)")
+              f"({len(not_four_part)} scores not four-part and {len(duplicates)} duplicates left out)"
+              + (f", transposed by {transpose:+d} semitones" if transpose else ""))
     return ChoraleSplits(**{s: PianoRollDataset(r, ids=i, keys=keys) for s, (i, r) in by_split.items()},
                          source=source)
+
+
+def _transposed(roll: np.ndarray, semitones: int, *, where: str) -> np.ndarray:
+    """An 88-key roll moved up by `semitones` (down if negative); a note pushed off the piano is an error."""
+    if semitones == 0:
+        return roll
+    leaving = roll[:, PIANO_KEYS - semitones:] if semitones > 0 else roll[:, :-semitones]
+    if abs(semitones) >= PIANO_KEYS or leaving.any():
+        raise ValueError(f"{where}: transposing by {semitones:+d} semitones moves notes off the 88-key piano")
+    return np.roll(roll, semitones, axis=1)  # the columns that wrap around are empty (checked above)
 
 
 def _parse_chorales(paths: Sequence[str], progress: bool) -> tuple[list[str], list[np.ndarray], list[str], list[str]]:

@@ -174,3 +174,15 @@ def test_music21_full_corpus(tmp_path: Path):
     assert sum(sizes) > 300 and min(sizes) > 50
     steps = np.concatenate([r.sum(axis=1) for r in splits.train.rolls])
     assert steps.max() <= 4 and np.mean(steps >= 3) > 0.9
+
+
+def test_music21_transpose_moves_every_note(tmp_path: Path):
+    paths = ["bach/bwv10.7.mxl", "bach/bwv101.7.mxl"]
+    plain = load_music21_chorales(paths=paths, keys=range(88), cache_dir=tmp_path, progress=False)
+    up = load_music21_chorales(paths=paths, keys=range(88), transpose=12, cache_dir=tmp_path, progress=False)
+    for a, b in zip(plain.train.rolls + plain.valid.rolls + plain.test.rolls,
+                    up.train.rolls + up.valid.rolls + up.test.rolls):
+        assert a.sum() == b.sum() and np.array_equal(a[:, :-12], b[:, 12:])
+    assert "transposed by +12 semitones" in up.source
+    with pytest.raises(ValueError, match="bwv10.7.mxl: transposing by -40 semitones moves notes off"):
+        load_music21_chorales(paths=paths, transpose=-40, cache_dir=tmp_path, progress=False)
