@@ -31,6 +31,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from cosim.report import build_report
+
+    print(f"cosim report: wrote {build_report(args.run_dir)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cosim",
@@ -48,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     char.add_argument("--out", default="runs/characterization", help="output folder")
     char.add_argument("--quick", action="store_true", help="fewer points: a fast overview")
     char.set_defaults(func=_characterize)
+
+    report = sub.add_parser("report", help="build one HTML page with the plots and figures of a run folder")
+    report.add_argument("run_dir", help="the run folder (e.g. runs/main)")
+    report.set_defaults(func=_report)
     return parser
 
 
