@@ -146,7 +146,7 @@ def vector_name(raw_name: str) -> str:
 def render_netlist(job: SimJob, osdi_files: tuple[Path, ...] = ()) -> str:
     """The VACASK netlist of `job`: compiled models loaded, elements, netlist text, includes, one analysis."""
     circuit = job.circuit
-    lines = [circuit.title.replace("\n", " ")]
+    lines = [" ".join(circuit.title.split()) or "cosim circuit"]  # VACASK reads the first line as the title
     lines += [f'load "{path}"' for path in osdi_files]
     preamble = dict.fromkeys(line for element in circuit.elements for line in element.vacask_preamble())
     lines += preamble
@@ -375,7 +375,3 @@ def _text(output: bytes | str | None) -> str:
     if isinstance(output, bytes):
         return output.decode(errors="replace")
     return output or ""
-
-
-BACKEND = VacaskBackend()
-"""The default VACASK back end."""
