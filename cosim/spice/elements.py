@@ -58,11 +58,6 @@ def _check_names(element: object, *names: str) -> None:
             raise ValueError(f"{type(element).__name__}: invalid name {name!r} (no spaces, quotes, '(', ')', '=')")
 
 
-def _reference(letter: str, name: str) -> str:
-    """The instance name used on both simulators: `name`, with the SPICE type letter prepended if missing."""
-    return name if name[:1].lower() == letter.lower() else letter + name
-
-
 def _assignments(params: Params) -> str:
     return " ".join(f"{key}={number(value)}" for key, value in params)
 
@@ -167,8 +162,23 @@ Waveform = Union[Pulse, Sine, Pwl]
 # ------------------------------------------------------------------------------------------------ elements
 
 
+class _Instance:
+    """What every instance has: a name, rendered with its SPICE type letter, and (by default) no preamble."""
+
+    letter: ClassVar[str]
+
+    @property
+    def ref(self) -> str:
+        """Instance name on both simulators: `name`, with the SPICE type letter prepended if missing."""
+        name = self.name  # type: ignore[attr-defined]
+        return name if name[:1].lower() == self.letter.lower() else self.letter + name
+
+    def vacask_preamble(self) -> tuple[str, ...]:
+        return ()
+
+
 @dataclass(frozen=True)
-class _TwoTerminal:
+class _TwoTerminal(_Instance):
     name: str
     """Instance name (the type letter is prepended where missing)."""
     a: str
@@ -178,7 +188,6 @@ class _TwoTerminal:
     value: float
     """Element value in the unit of the subclass."""
 
-    letter: ClassVar[str]
     vacask_model: ClassVar[str]
     vacask_parameter: ClassVar[str]
     osdi: ClassVar[str]
@@ -186,10 +195,6 @@ class _TwoTerminal:
     def __post_init__(self) -> None:
         _check_names(self, self.name, self.a, self.b)
 
-    @property
-    def ref(self) -> str:
-        """Instance name on both simulators."""
-        return _reference(self.letter, self.name)
 
     def ngspice(self) -> str:
         return f"{self.ref} {self.a} {self.b} {number(self.value)}"
@@ -232,7 +237,7 @@ class Inductor(_TwoTerminal):
 
 
 @dataclass(frozen=True)
-class _IndependentSource:
+class _IndependentSource(_Instance):
     name: str
     """Instance name (the type letter is prepended where missing)."""
     p: str
@@ -246,16 +251,11 @@ class _IndependentSource:
     waveform: Waveform | None = None
     """Transient waveform; None: constant `dc`."""
 
-    letter: ClassVar[str]
     vacask_model: ClassVar[str]
 
     def __post_init__(self) -> None:
         _check_names(self, self.name, self.p, self.n)
 
-    @property
-    def ref(self) -> str:
-        """Instance name on both simulators."""
-        return _reference(self.letter, self.name)
 
     def ngspice(self) -> str:
         line = f"{self.ref} {self.p} {self.n} DC {number(self.dc)}"
@@ -325,7 +325,7 @@ class Model:
 
 
 @dataclass(frozen=True)
-class Diode:
+class Diode(_Instance):
     """Junction diode from `anode` to `cathode` using a `Model(name, "d", ...)` card (SPICE parameters)."""
 
     name: str
@@ -339,13 +339,11 @@ class Diode:
     area: float | None = None
     """Area factor (dimensionless); None: the model's default."""
 
+    letter = "D"
+
     def __post_init__(self) -> None:
         _check_names(self, self.name, self.anode, self.cathode, self.model)
 
-    @property
-    def ref(self) -> str:
-        """Instance name on both simulators."""
-        return _reference("D", self.name)
 
     def ngspice(self) -> str:
         return f"{self.ref} {self.anode} {self.cathode} {self.model}" + (
@@ -355,12 +353,9 @@ class Diode:
         return f"{self.ref} ({self.anode} {self.cathode}) {self.model}" + (
             "" if self.area is None else f" area={number(self.area)}")
 
-    def vacask_preamble(self) -> tuple[str, ...]:
-        return ()
-
 
 @dataclass(frozen=True)
-class VerilogAInstance:
+class VerilogAInstance(_Instance):
     """An instance of a Verilog-A module; its parameters go on a model card of its own (`<ref>_model`).
 
     The module's source must be listed in the circuit's `verilog_a`. On ngspice this needs an OSDI-capable
@@ -376,13 +371,11 @@ class VerilogAInstance:
     params: Params = ()
     """(parameter, value) pairs, rendered on the model card."""
 
+    letter = "N"
+
     def __post_init__(self) -> None:
         _check_names(self, self.name, self.module, *self.nodes)
 
-    @property
-    def ref(self) -> str:
-        """Instance name on both simulators."""
-        return _reference("N", self.name)
 
     @property
     def model(self) -> Model:
@@ -395,12 +388,9 @@ class VerilogAInstance:
     def vacask(self) -> str:
         return f"{self.model.vacask()}\n{self.ref} ({' '.join(self.nodes)}) {self.model.name}"
 
-    def vacask_preamble(self) -> tuple[str, ...]:
-        return ()
-
 
 @dataclass(frozen=True)
-class SubcircuitInstance:
+class SubcircuitInstance(_Instance):
     """An instance of a subcircuit defined in the circuit's netlist text or includes (in each dialect)."""
 
     name: str
@@ -412,19 +402,14 @@ class SubcircuitInstance:
     params: Params = ()
     """(parameter, value) overrides."""
 
+    letter = "X"
+
     def __post_init__(self) -> None:
         _check_names(self, self.name, self.subcircuit, *self.nodes)
 
-    @property
-    def ref(self) -> str:
-        """Instance name on both simulators."""
-        return _reference("X", self.name)
 
     def ngspice(self) -> str:
         return f"{self.ref} {' '.join(self.nodes)} {self.subcircuit} {_assignments(self.params)}".rstrip()
 
     def vacask(self) -> str:
         return f"{self.ref} ({' '.join(self.nodes)}) {self.subcircuit} {_assignments(self.params)}".rstrip()
-
-    def vacask_preamble(self) -> tuple[str, ...]:
-        return ()
