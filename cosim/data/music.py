@@ -134,8 +134,7 @@ class PianoRollDataset(Dataset):
         """Padded batches of `batch_size` chorales (the last may be smaller), in order or shuffled."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        order = torch.randperm(len(self), generator=generator).tolist() if shuffle else range(len(self))
-        order = list(order)
+        order = torch.randperm(len(self), generator=generator).tolist() if shuffle else list(range(len(self)))
         for start in range(0, len(order), batch_size):
             yield pad_next_step([self[i] for i in order[start:start + batch_size]])
 
