@@ -144,6 +144,7 @@ class WorkerPool:
         self.limits = limits
         self.owner_pid = os.getpid()
         self._idle: list[SimWorker] = []
+        self._busy: set[SimWorker] = set()
         self._lock = threading.Lock()
 
     def run(self, job: SimJob) -> SimResult:
@@ -152,17 +153,21 @@ class WorkerPool:
             worker = self._idle.pop() if self._idle else None
         if worker is None:
             worker = SimWorker(self.limits)
+        with self._lock:
+            self._busy.add(worker)
         try:
             return worker.run(job)
         finally:
-            if worker.alive:
-                with self._lock:
+            with self._lock:
+                self._busy.discard(worker)
+                if worker.alive:
                     self._idle.append(worker)
 
-    def worker_pids(self) -> list[int]:
-        """Process ids of the idle workers."""
+    def worker_pids(self) -> dict[int, str]:
+        """Process id of each worker, with "idle" or "busy"."""
         with self._lock:
-            return [worker.pid for worker in self._idle]
+            return {**{worker.pid: "idle" for worker in self._idle},
+                    **{worker.pid: "busy" for worker in self._busy}}
 
     def close(self) -> None:
         """Stop every idle worker."""

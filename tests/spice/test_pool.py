@@ -1,0 +1,116 @@
+"""Worker processes: time limits, killed workers, recycling, and the caller's memory over many transients."""
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import threading
+import time
+
+import psutil
+import pytest
+
+from cosim.spice import Circuit, NetlistError, Op, SimError, SimJob, SimulationError, Tran, WorkerLimits, \
+    WorkerPool, run
+
+
+def transient(r: float, points: int = 2500) -> SimJob:
+    """A small RC transient with `points` output points, R in ohm."""
+    circuit = Circuit(f"V1 in 0 pulse(0 1 0 1n 1n 1 2)\nR1 in out {r}\nC1 out 0 1u")
+    return SimJob(circuit, Tran(stop=5e-3, step=5e-3 / points), name=f"rc {r:g}")
+
+
+# ~10^10 time steps: runs until it is stopped
+ENDLESS = SimJob(Circuit("V1 in 0 sin(0 1 1k)\nR1 in out 1k\nC1 out 0 1u"), Tran(stop=10.0, step=1e-9, max_step=1e-9))
+
+
+@pytest.fixture
+def pool():
+    pool = WorkerPool()
+    yield pool
+    pool.close()
+
+
+def test_time_limit_kills_the_worker_and_the_next_job_runs(pool):
+    started = time.monotonic()
+    with pytest.raises(SimulationError, match=r"time limit of 1.5 s"):
+        pool.run(SimJob(ENDLESS.circuit, ENDLESS.analysis, timeout=1.5, name="endless"))
+    assert time.monotonic() - started < 30  # stopped, not run to its end
+    assert pool.worker_pids() == {}
+    assert pool.run(transient(1e3))["v(out)"][-1] == pytest.approx(1 - 2.718281828**-5, rel=1e-3)
+
+
+def test_worker_killed_mid_job_fails_only_that_job(pool):
+    outcome = {}
+
+    def endless():
+        try:
+            pool.run(SimJob(ENDLESS.circuit, ENDLESS.analysis, timeout=120, name="victim"))
+        except SimError as error:
+            outcome["error"] = error
+
+    runner = threading.Thread(target=endless)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not pool.worker_pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (pid, state), = pool.worker_pids().items()
+    assert state == "busy"
+    time.sleep(0.5)  # well into the transient
+    os.kill(pid, signal.SIGKILL)  # what the kernel's OOM killer does
+    runner.join(timeout=60)
+    assert "SIGKILL" in str(outcome["error"]) and "victim" in str(outcome["error"])
+    assert not psutil.pid_exists(pid)
+    assert pool.run(transient(2e3)).provenance["worker_pid"] != pid
+
+
+def test_workers_are_recycled_after_max_jobs():
+    pool = WorkerPool(WorkerLimits(max_jobs=3))
+    try:
+        pids = [pool.run(transient(1e3 + i, points=50)).provenance["worker_pid"] for i in range(7)]
+    finally:
+        pool.close()
+    assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
+    assert not any(psutil.pid_exists(pid) for pid in set(pids))
+
+
+def test_workers_are_recycled_above_max_rss():
+    pool = WorkerPool(WorkerLimits(max_rss_bytes=1))
+    try:
+        pids = [pool.run(transient(1e3 + i, points=50)).provenance["worker_pid"] for i in range(3)]
+    finally:
+        pool.close()
+    assert len(set(pids)) == 3
+
+
+def test_a_failed_job_retires_its_worker(pool):
+    first = pool.run(transient(1e3, points=50)).provenance["worker_pid"]
+    with pytest.raises(NetlistError):
+        pool.run(SimJob(Circuit("V1 in 0 1\nR1 in 0 {undefined}"), Op()))
+    assert first not in pool.worker_pids()
+    assert pool.run(transient(1e3, points=50)).provenance["worker_pid"] != first
+
+
+def _parent_rss_growth(jobs: int) -> float:
+    """Growth of this process's resident memory over `jobs` transients through `run`, bytes."""
+    for r in range(5):  # start the worker, import and allocate what every run needs
+        run(transient(1e3 + r))
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    for r in range(jobs):
+        result = run(transient(1e3 + r))
+        assert result["v(out)"].size > 2500
+    del result
+    gc.collect()
+    return psutil.Process().memory_info().rss - before
+
+
+def test_parent_memory_bounded_over_100_transients():
+    # Each result holds ~80 kB: keeping them all would add ~8 MB. Measured growth: ~0.2 MiB.
+    assert _parent_rss_growth(100) < 4 * 2**20
+
+
+@pytest.mark.slow
+def test_parent_memory_bounded_over_500_transients():
+    # Keeping every ~80 kB result would add ~40 MB. Measured growth: ~0.2 MiB; workers recycled every 250 jobs.
+    assert _parent_rss_growth(500) < 20 * 2**20

@@ -1,0 +1,89 @@
+"""Sweeps: parallel equals serial bit for bit, a Dask cluster gives the same results, failures stay in their slot,
+and a sweep resumes from its store."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import psutil
+import pytest
+
+from cosim.spice import Circuit, NetlistError, Op, ResultStore, SimJob, SimResult, SimulationError, Tran, run_many
+
+# ngspice 39 segfaults on a source written "dc 0 external" (REFERENCE.md): a netlist that crashes its worker.
+CRASHING = SimJob(Circuit("V1 n 0 dc 0 external\nR1 n 0 1k"), Op(), name="crashes")
+MALFORMED = SimJob(Circuit("V1 n 0 1\nR1 n 0 {undefined}"), Op(), name="malformed")
+
+
+def rc_sweep(count: int) -> list[SimJob]:
+    """`count` RC transients with different R and C, 200 output points each."""
+    return [SimJob(Circuit("V1 in 0 pulse(0 1 0 1n 1n 1 2)\nR1 in out {r}\nC1 out 0 {c}",
+                           parameters=(("r", 500.0 + 37 * i), ("c", 1e-6 * (1 + i % 5)))),
+                   Tran(stop=2e-3, step=1e-5), name=f"rc{i}") for i in range(count)]
+
+
+def assert_same_results(a: list, b: list) -> None:
+    """Bit-for-bit equality of the vectors of two lists of SimResults."""
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert isinstance(x, SimResult) and isinstance(y, SimResult)
+        assert x.axis == y.axis and list(x.vectors) == list(y.vectors)
+        for name in x.vectors:
+            assert x[name].dtype == y[name].dtype and np.array_equal(x[name], y[name]), name
+
+
+@pytest.fixture(scope="module")
+def serial():
+    jobs = rc_sweep(50)
+    return jobs, run_many(jobs, n_jobs=1, progress=False)
+
+
+def test_parallel_equals_serial_bit_for_bit(serial):
+    jobs, serial_results = serial
+    assert serial_results[0]["v(out)"].size > 200
+    assert len({r.provenance["worker_pid"] for r in serial_results}) == 1
+    parallel_results = run_many(jobs, n_jobs=2, progress=False)
+    assert [r.provenance["job_name"] for r in parallel_results] == [job.name for job in jobs]
+    assert_same_results(serial_results, parallel_results)
+
+
+def test_dask_local_cluster_gives_the_same_results(serial):
+    distributed = pytest.importorskip("distributed")
+    jobs, serial_results = serial
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        outcomes = run_many(jobs, scheduler=client, progress=False)
+        # each Dask worker ran its jobs in a worker process of its own (still idle, waiting for more)
+        dask_workers = set(client.run(os.getpid).values())
+        assert {psutil.Process(r.provenance["worker_pid"]).ppid() for r in outcomes} <= dask_workers
+        crashed, survivor = run_many([CRASHING, jobs[0]], scheduler=client, progress=False)
+        assert set(client.run(os.getpid).values()) == dask_workers  # the crash killed a worker process only
+    assert_same_results(serial_results, outcomes)
+    assert isinstance(crashed, SimulationError) and "SIGSEGV" in str(crashed)
+    assert_same_results(serial_results[:1], [survivor])
+
+
+def test_crashed_and_failed_jobs_fail_alone():
+    jobs = rc_sweep(6)
+    jobs[2], jobs[4] = CRASHING, MALFORMED
+    outcomes = run_many(jobs, n_jobs=2, progress=False)
+    assert [type(o).__name__ for o in outcomes] == ["SimResult", "SimResult", "SimulationError", "SimResult",
+                                                    "NetlistError", "SimResult"]
+    assert "SIGSEGV" in str(outcomes[2]) and "slot 2, job crashes" in outcomes[2].__notes__[0]
+    assert "Undefined parameter" in str(outcomes[4]) and "slot 4" in outcomes[4].__notes__[0]
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_jobs(tmp_path):
+    jobs = rc_sweep(5)
+    with pytest.raises(NetlistError, match="Undefined parameter"):
+        run_many(jobs[:2] + [MALFORMED] + jobs[3:], n_jobs=1, store=tmp_path, progress=False, raise_errors=True)
+    finished = sorted(tmp_path.glob("*.json"))
+    assert len(finished) == 2
+    written = {path: path.stat().st_mtime_ns for path in tmp_path.iterdir()}
+    first = [ResultStore(tmp_path).load(job) for job in jobs[:2]]
+
+    resumed = run_many(jobs, n_jobs=2, store=tmp_path, progress=False)
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in written.items())  # not written again
+    assert [r.provenance for r in resumed[:2]] == [r.provenance for r in first]  # loaded, not re-simulated
+    assert len(list(tmp_path.glob("*.json"))) == 5 and not list(tmp_path.glob("*.tmp"))
+    assert_same_results(resumed, run_many(jobs, n_jobs=2, progress=False))
