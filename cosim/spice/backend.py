@@ -47,7 +47,7 @@ class Backend(Protocol):
         """Simulator version string, recorded in provenance."""
 
     def run(self, job: SimJob, workdir: Path) -> SimResult:
-        """Run `job`; `workdir` is an empty scratch folder removed after the job."""
+        """Run `job`; `workdir` is an empty scratch folder, emptied again after the job."""
 
 
 BACKENDS: dict[str, str] = {

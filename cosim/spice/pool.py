@@ -32,7 +32,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 class WorkerLimits:
     """When a worker process is replaced, and how long it may take to start."""
 
-    max_jobs: int = 250
+    max_jobs: int = 1000
     """Jobs a worker runs before it is replaced (bounds the simulator's per-job leaks)."""
     max_rss_bytes: int = 768 * 2**20
     """Resident memory, bytes, above which a worker is replaced after its current job."""

@@ -10,6 +10,7 @@ errors ("cannot recover and awaits to be detached"), and a fresh process is chea
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -27,14 +28,26 @@ PARENT_CHECK_INTERVAL_S = 1.0
 """How often the worker checks that its parent is alive, s (an orphaned worker exits)."""
 
 
-def execute(job: SimJob) -> SimResult | SimError:
-    """Run `job` with its back end in this process; a failure is returned, not raised."""
+def empty(folder: Path) -> None:
+    """Remove everything inside `folder`."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def execute(job: SimJob, workdir: Path) -> SimResult | SimError:
+    """Run `job` with its back end in this process, in the empty folder `workdir` (emptied again afterwards);
+    a failure is returned, not raised."""
     label = job.name or job.key()
     try:
         backend = get_backend(job.simulator)
         start = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="cosim-job-") as workdir:
-            result = backend.run(job, Path(workdir))
+        try:
+            result = backend.run(job, workdir)
+        finally:
+            empty(workdir)  # one folder per worker: creating and removing one per job costs ms on some disks
         wall_s = time.perf_counter() - start
         result = keep_outputs(result, job.outputs, label)
         result.provenance = {**common_provenance(job, backend, wall_s), "worker_pid": os.getpid(),
@@ -57,18 +70,19 @@ def serve(requests: Connection, replies: Connection) -> None:
     """Answer jobs from `requests` on `replies` until told to stop or a job fails."""
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     process = psutil.Process()
-    replies.send(("ready", os.getpid()))
-    while True:
-        try:
-            job = requests.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        outcome = execute(job)
-        replies.send((outcome, process.memory_info().rss))
-        if isinstance(outcome, SimError):
-            return
+    with tempfile.TemporaryDirectory(prefix="cosim-worker-") as workdir:
+        replies.send(("ready", os.getpid()))
+        while True:
+            try:
+                job = requests.recv()
+            except EOFError:
+                return
+            if job is None:
+                return
+            outcome = execute(job, Path(workdir))
+            replies.send((outcome, process.memory_info().rss))
+            if isinstance(outcome, SimError):
+                return
 
 
 if __name__ == "__main__":
