@@ -64,23 +64,23 @@ def test_worker_killed_mid_job_fails_only_that_job(pool):
     assert pool.run(transient(2e3)).provenance["worker_pid"] != pid
 
 
-def test_workers_are_recycled_after_max_jobs():
-    pool = WorkerPool(WorkerLimits(max_jobs=3))
+def pids_of_jobs(limits: WorkerLimits, count: int) -> list[int]:
+    """Worker process id of each of `count` small jobs run one after another in a new pool with `limits`."""
+    pool = WorkerPool(limits)
     try:
-        pids = [pool.run(transient(1e3 + i, points=50)).provenance["worker_pid"] for i in range(7)]
+        return [pool.run(transient(1e3 + i, points=50)).provenance["worker_pid"] for i in range(count)]
     finally:
         pool.close()
+
+
+def test_workers_are_recycled_after_max_jobs():
+    pids = pids_of_jobs(WorkerLimits(max_jobs=3), 7)
     assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
     assert not any(psutil.pid_exists(pid) for pid in set(pids))
 
 
 def test_workers_are_recycled_above_max_rss():
-    pool = WorkerPool(WorkerLimits(max_rss_bytes=1))
-    try:
-        pids = [pool.run(transient(1e3 + i, points=50)).provenance["worker_pid"] for i in range(3)]
-    finally:
-        pool.close()
-    assert len(set(pids)) == 3
+    assert len(set(pids_of_jobs(WorkerLimits(max_rss_bytes=1), 3))) == 3
 
 
 def test_a_failed_job_retires_its_worker(pool):

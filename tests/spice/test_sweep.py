@@ -56,7 +56,7 @@ def test_dask_local_cluster_gives_the_same_results(serial):
         # each Dask worker ran its jobs in a worker process of its own (still idle, waiting for more)
         dask_workers = set(client.run(os.getpid).values())
         assert {psutil.Process(r.provenance["worker_pid"]).ppid() for r in outcomes} <= dask_workers
-        crashed, survivor = run_many([CRASHING, jobs[0]], scheduler=client, progress=False)
+        crashed, survivor = run_many([CRASHING, jobs[0]], scheduler=cluster.scheduler_address, progress=False)
         assert set(client.run(os.getpid).values()) == dask_workers  # the crash killed a worker process only
     assert_same_results(serial_results, outcomes)
     assert isinstance(crashed, SimulationError) and "SIGSEGV" in str(crashed)
