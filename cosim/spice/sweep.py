@@ -3,8 +3,9 @@
 Locally, joblib's threads each drive their own worker process (`cosim.spice.pool`), so ``n_jobs`` simulations
 run at once in separate processes while this process only sends jobs and collects results. With a Dask
 scheduler, joblib's dask back end sends each job to a Dask worker, which runs it through the same worker
-process isolation (a crash fails one job, not the Dask worker). Failures come back as SimError objects in
-their job's slot; results keep the order of the jobs.
+process isolation (a crash fails one job, not the Dask worker); files named in `Circuit.includes` and
+`Circuit.verilog_a` are read there, so remote workers need them at the same paths. Failures come back as
+SimError objects in their job's slot; results keep the order of the jobs.
 """
 from __future__ import annotations
 
