@@ -4,7 +4,8 @@ ngspice keeps global state (one simulator per process), can crash the process it
 memory across transients. So each job is sent to a worker process that is
 
 - replaced after `WorkerLimits.max_jobs` jobs or once its resident memory passes `WorkerLimits.max_rss_bytes`;
-- killed and replaced when a job exceeds `SimJob.timeout` (the job fails with "time limit ...");
+- killed and replaced when a job exceeds `SimJob.timeout` (the job fails with "time limit ..."), together with
+  whatever it started (each worker leads its own process group);
 - replaced after any failed job; a worker that dies (segfault, ``os._exit``, OOM kill) fails only the job it
   was running, with the tail of its log.
 
@@ -56,7 +57,7 @@ class SimWorker:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "cosim.spice.worker", str(request_read), str(reply_write)],
                 pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True)  # Ctrl-C goes to the caller, which then closes its workers
+                env=env, start_new_session=True)  # own process group: Ctrl-C reaches only the caller; kill() gets all
         os.close(request_read)
         os.close(reply_write)
         self._requests = Connection(request_write, readable=False)
@@ -127,10 +128,13 @@ class SimWorker:
         self.kill()
 
     def kill(self) -> None:
-        """Kill the worker (if still running) and release its pipes and log."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """Kill the worker with everything it started (a simulator subprocess, a shell command: its process
+        group), then release its pipes and log."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the worker and all it started have exited
+            pass
+        self.process.wait()
         for connection in (self._requests, self._replies):
             if not connection.closed:
                 connection.close()

@@ -40,6 +40,15 @@ def test_time_limit_kills_the_worker_and_the_next_job_runs(pool):
     assert pool.run(transient(1e3))["v(out)"][-1] == pytest.approx(1 - 2.718281828**-5, rel=1e-3)
 
 
+def test_time_limit_also_stops_what_the_job_started(pool):
+    marker = ["sleep", "987.654"]  # a child process the job leaves running in the background
+    body = ENDLESS.circuit.netlist + f"\n.control\nshell {' '.join(marker)} &\n.endc"
+    with pytest.raises(SimulationError, match="time limit"):
+        pool.run(SimJob(Circuit(body), ENDLESS.analysis, timeout=2.0, allow_shell=True))
+    time.sleep(0.2)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == marker]
+
+
 def test_worker_killed_mid_job_fails_only_that_job(pool):
     outcome = {}
 
