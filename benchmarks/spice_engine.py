@@ -4,7 +4,8 @@ Measures, for the same sweep of `--jobs` RC transients (200 output points each):
 - serial: `run_many(n_jobs=1)`, one recycled worker process running one job after another;
 - pool: `run_many(n_jobs=<cores>)`, one worker per core;
 - subprocess: one `ngspice -b` process per job writing a rawfile that is read back (the usual alternative).
-Workers are started before timing (steady state). Prints a table, appends it to benchmarks/RESULTS.md with
+Workers are started before timing (steady state); each mode is timed `--repeat` times, alternating, and its
+best time kept, since the machine is shared (the load average is recorded). Prints a table, appends it to benchmarks/RESULTS.md with
 the date, machine, command line and load, writes benchmarks/results/spice_engine.json and a bar chart.
 
     .venv/bin/python benchmarks/spice_engine.py [--jobs 200]
@@ -58,7 +59,7 @@ def timed_subprocesses(jobs: list[SimJob], ngspice: str) -> float:
     """Wall-clock seconds to run each job as its own `ngspice -b` process and read its rawfile."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cosim-bench-") as folder:
-        for i, job in enumerate(tqdm(jobs, desc="ngspice -b", unit="job")):
+        for i, job in enumerate(tqdm(jobs, desc="ngspice -b", unit="job", leave=False)):
             deck, raw = Path(folder) / f"{i}.cir", Path(folder) / f"{i}.raw"
             deck.write_text(render_deck(job).text)
             subprocess.run([ngspice, "-b", "-r", str(raw), str(deck)], check=True, capture_output=True)
@@ -70,6 +71,7 @@ def timed_subprocesses(jobs: list[SimJob], ngspice: str) -> float:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200, help="jobs in the sweep (default 200)")
+    parser.add_argument("--repeat", type=int, default=3, help="timings per mode, best kept (default 3)")
     args = parser.parse_args(argv)
     ngspice = shutil.which("ngspice")
     if ngspice is None:
@@ -78,9 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
     jobs = sweep(args.jobs)
     load_before = os.getloadavg()
     timed_sweep(sweep(4 * cores), n_jobs=cores)  # start the workers: steady state is measured
-    serial_s = timed_sweep(jobs, n_jobs=1)
-    pool_s = timed_sweep(jobs, n_jobs=cores)
-    subprocess_s = timed_subprocesses(jobs, ngspice)
+    timings = [(timed_sweep(jobs, n_jobs=1), timed_sweep(jobs, n_jobs=cores), timed_subprocesses(jobs, ngspice))
+               for _ in range(args.repeat)]
+    serial_s, pool_s, subprocess_s = (min(mode) for mode in zip(*timings))
     load_after = os.getloadavg()
 
     n = len(jobs)
@@ -105,7 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     with open(HERE / "RESULTS.md", "a") as f:
         f.write(f"\n## spice_engine ({datetime.date.today()}, {platform.node()}, {os.cpu_count()} CPUs)\n\n"
-                f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`. Load average (1/5/15 min) "
+                f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`; best of {args.repeat}. "
+                "Load average (1/5/15 min) "
                 f"before {'/'.join(f'{x:.1f}' for x in load_before)}, after "
                 f"{'/'.join(f'{x:.1f}' for x in load_after)} (machine shared with other work).\n\n"
                 + "\n".join(table) + f"\n\n{summary}. Plot: benchmarks/results/spice_engine.png\n")

@@ -63,8 +63,9 @@ class SimWorker:
         self._requests = Connection(request_write, readable=False)
         self._replies = Connection(reply_read, writable=False)
         if not self._replies.poll(limits.startup_timeout):
+            tail = self._log_tail()
             self.kill()
-            raise SimulationError(f"worker process did not start within {limits.startup_timeout:g} s")
+            raise SimulationError(f"worker process did not start within {limits.startup_timeout:g} s", tail)
         try:
             self._replies.recv()
         except EOFError:
@@ -110,9 +111,15 @@ class SimWorker:
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         except (subprocess.TimeoutExpired, ValueError):
             how = "unresponsive"
-        tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:]) if self.log_path.exists() else ""
+        tail = self._log_tail()
         self.kill()
         return SimulationError(f"worker process (pid {self.pid}) died ({how}) {when}", log_tail=tail)
+
+    def _log_tail(self, lines: int = 40) -> str:
+        """The last lines the worker wrote to its stdout/stderr (Python tracebacks, fatal simulator messages)."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def close(self) -> None:
         """Ask the worker to finish, then make sure it has."""
