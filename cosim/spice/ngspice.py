@@ -68,7 +68,8 @@ def find_library() -> str | None:
 
 # --- deck rendering -----------------------------------------------------------------------------------------
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = re.compile(r"\S+")
 _BODY_FORBIDDEN = re.compile(r"^\.(end|op|dc|ac|tran|noise|pz|sens|tf|disto)\b", re.IGNORECASE)
 
 
@@ -165,8 +166,6 @@ def circuit_lines(job: SimJob) -> list[tuple[str, str]]:
 
 def render_deck(job: SimJob, attempt: ConvergenceAttempt = CONVERGENCE_POLICY[0]) -> Deck:
     """The ngspice deck of `job` for one convergence `attempt`; refuses unsafe netlists (see `safety`)."""
-    body = circuit_lines(job)
-    check_netlist(body, allow_shell=job.allow_shell)
     title = " ".join(job.circuit.title.split()) or "cosim circuit"
     lines = [(f".title {title}", "generated")]
     if job.seed is not None:
@@ -174,14 +173,22 @@ def render_deck(job: SimJob, attempt: ConvergenceAttempt = CONVERGENCE_POLICY[0]
     if attempt.options:
         lines.append((f".options {attempt.options}", "generated"))
     for name, value in job.circuit.parameters:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise NetlistError(f"parameter name {name!r} is not a valid SPICE identifier")
-        lines.append((f".param {name}={_number(value)}", "generated"))
-    lines += body
+        try:
+            lines.append((f".param {name}={_number(value)}", "generated"))
+        except (TypeError, ValueError):
+            raise NetlistError(f"parameter {name} = {value!r} is not a number") from None
+    lines += circuit_lines(job)
+    if bad := [output for output in job.outputs if not _WORD.fullmatch(output)]:
+        raise NetlistError(f"output names must be single words such as v(out) or i(v1), not {bad}")
     if job.outputs:
         lines.append((".save " + " ".join(job.outputs), "generated"))
     lines.append((analysis_card(job.analysis, attempt.tran_max_step_divisor), "generated"))
     lines.append((".end", "generated"))
+    # every field, not only the netlist, is checked: a line break smuggled into one would start a new card
+    lines = [(text, origin) for raw, origin in lines for text in raw.splitlines() if text.strip()]
+    check_netlist(lines, allow_shell=job.allow_shell)
     return Deck(tuple(text for text, _ in lines), tuple(origin for _, origin in lines))
 
 

@@ -152,6 +152,18 @@ def test_refusal_also_covers_included_files(tmp_path: Path):
         render_deck(SimJob(Circuit("V1 a 0 1", includes=(str(sneaky),)), Op()))
 
 
+def test_job_fields_cannot_smuggle_in_cards():
+    control = "\n.control\nshell id\n.endc\n*"
+    with pytest.raises(NetlistError, match="single words"):
+        render_deck(SimJob(Circuit("V1 in 0 1"), Op(), outputs=("v(in)" + control,)))
+    with pytest.raises(NetlistError, match="'shell'"):
+        render_deck(SimJob(Circuit("V1 in 0 1"), DcSweep("V1" + control, 0, 1, 0.1)))
+    with pytest.raises(NetlistError, match="not a number"):
+        render_deck(SimJob(Circuit("V1 in 0 {x}", parameters=(("x", "1" + control),)), Op()))
+    with pytest.raises(NetlistError, match="not a valid SPICE identifier"):
+        render_deck(SimJob(Circuit("V1 in 0 {x}", parameters=(("x=1" + control, 1.0),)), Op()))
+
+
 def test_allow_shell_runs_control_sections(tmp_path: Path):
     marker = tmp_path / "marker.txt"
     job = SimJob(Circuit(f"V1 in 0 1\nR1 in 0 1k\n.control\nshell touch {marker}\n.endc"), Op(), allow_shell=True)
