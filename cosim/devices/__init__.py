@@ -1,0 +1,1 @@
+"""Device compact models, circuit generators and characterisation testbenches (FeCap, FeLIF, RRAM, crossbar)."""
