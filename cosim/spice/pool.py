@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,13 +50,17 @@ class SimWorker:
         self.jobs_done = 0
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
-        log = tempfile.NamedTemporaryFile(prefix="cosim-worker-", suffix=".log", delete=False)
-        self.log_path = Path(log.name)
+        # the worker's own folder: its log and the scratch folder of its jobs; removed by kill(), even after a crash
+        self.folder = Path(tempfile.mkdtemp(prefix="cosim-worker-"))
+        self.log_path = self.folder / "worker.log"
+        (self.folder / "job").mkdir()
+        log = open(self.log_path, "wb")
         env = dict(os.environ, OMP_NUM_THREADS="1",  # libngspice's OpenMP device loops: one core per worker
                    PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
         with log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cosim.spice.worker", str(request_read), str(reply_write)],
+                [sys.executable, "-m", "cosim.spice.worker", str(request_read), str(reply_write),
+                 str(self.folder / "job")],
                 pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True)  # own process group: Ctrl-C reaches only the caller; kill() gets all
         os.close(request_read)
@@ -136,7 +141,7 @@ class SimWorker:
 
     def kill(self) -> None:
         """Kill the worker with everything it started (a simulator subprocess, a shell command: its process
-        group), then release its pipes and log."""
+        group), then release its pipes and folder."""
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:  # the worker and all it started have exited
@@ -145,7 +150,7 @@ class SimWorker:
         for connection in (self._requests, self._replies):
             if not connection.closed:
                 connection.close()
-        self.log_path.unlink(missing_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class WorkerPool:

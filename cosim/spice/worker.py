@@ -1,7 +1,8 @@
 """The worker process: runs the jobs `cosim.spice.pool` sends it, one at a time, isolated from the caller.
 
-Started as ``python -m cosim.spice.worker REQUEST_FD REPLY_FD`` (two pipe ends inherited from the parent),
-with its stdout and stderr going to a log file whose tail the parent shows if the worker dies. Protocol
+Started as ``python -m cosim.spice.worker REQUEST_FD REPLY_FD WORKDIR`` (two pipe ends inherited from the
+parent, and an empty scratch folder for its jobs, which the parent creates and removes), with its stdout and
+stderr going to a log file whose tail the parent shows if the worker dies. Protocol
 (pickled over `multiprocessing.connection.Connection`): the worker first sends ``("ready", pid)``; then for
 each `SimJob` it receives it replies ``(SimResult or SimError, resident set size in bytes)``; ``None`` or a
 closed pipe ends it. After a failed job the worker exits: ngspice's global state may be unusable after some
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -66,25 +66,25 @@ def _exit_with_parent(parent_pid: int) -> None:
     os._exit(0)
 
 
-def serve(requests: Connection, replies: Connection) -> None:
-    """Answer jobs from `requests` on `replies` until told to stop or a job fails."""
+def serve(requests: Connection, replies: Connection, workdir: Path) -> None:
+    """Answer jobs from `requests` on `replies` until told to stop or a job fails; jobs run in the empty
+    folder `workdir`."""
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     process = psutil.Process()
-    with tempfile.TemporaryDirectory(prefix="cosim-worker-") as workdir:
-        replies.send(("ready", os.getpid()))
-        while True:
-            try:
-                job = requests.recv()
-            except EOFError:
-                return
-            if job is None:
-                return
-            outcome = execute(job, Path(workdir))
-            replies.send((outcome, process.memory_info().rss))
-            if isinstance(outcome, SimError):
-                return
+    replies.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = requests.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        outcome = execute(job, workdir)
+        replies.send((outcome, process.memory_info().rss))
+        if isinstance(outcome, SimError):
+            return
 
 
 if __name__ == "__main__":
     request_fd, reply_fd = (int(fd) for fd in sys.argv[1:3])
-    serve(Connection(request_fd, writable=False), Connection(reply_fd, readable=False))
+    serve(Connection(request_fd, writable=False), Connection(reply_fd, readable=False), Path(sys.argv[3]))
