@@ -91,6 +91,9 @@ class Tran:
     """Largest internal time step, s (None: simulator default)."""
     uic: bool = False
     """Start from initial conditions instead of an operating point."""
+    method: Literal["trap", "gear"] | None = None
+    """Integration method (None: the simulator's default, trapezoidal). "gear" (2nd-order BDF, VACASK's "gear2")
+    damps the ringing trapezoidal integration shows on stiff state variables."""
     kind: Literal["tran"] = "tran"
 
 

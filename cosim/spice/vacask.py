@@ -202,6 +202,8 @@ def _analysis_lines(job: SimJob) -> list[str]:
         lines.append(f'analysis {name} ac from={number(analysis.start)} to={number(analysis.stop)} mode="dec"'
                      f" points={analysis.points_per_decade}")
     elif isinstance(analysis, Tran):
+        if analysis.method is not None:
+            lines.append(f'options tran_method="{ {"trap": "trap", "gear": "gear2"}[analysis.method]}"')
         line = f"analysis {name} tran step={number(analysis.step)} stop={number(analysis.stop)}"
         if analysis.max_step is not None:
             line += f" maxstep={number(analysis.max_step)}"
