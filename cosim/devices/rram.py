@@ -302,7 +302,9 @@ class RRAMDevice:
         return self.name if self.name[:1].lower() == "x" else "X" + self.name
 
     def _assignments(self) -> str:
-        return " ".join(f"{k}={v!r}" for k, v in self.params.spice_params())
+        from cosim.spice.elements import number
+
+        return " ".join(f"{k}={number(v)}" for k, v in self.params.spice_params())
 
     def ngspice(self) -> str:
         return f"{self.ref} {self.te} {self.be} rram {self._assignments()}"

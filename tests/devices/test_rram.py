@@ -1,0 +1,103 @@
+"""RRAM compact model: Verilog-A (VACASK) vs ngspice subcircuit, read model, read disturb, parameter checks,
+level mapping and the write-verify Monte Carlo. Real simulators throughout."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cosim.devices.rram import (LevelMapping, RRAMDevice, RRAMParameters, RRAMVariability, WriteVerifyConfig,
+                                chord_conductance, device_circuit, gap_for_conductance, iv_loop_job, program_levels,
+                                read_current)
+from cosim.spice import SimJob, Tran, run, run_many
+from cosim.spice.elements import VoltageSource
+
+
+def test_verilog_a_and_ngspice_subcircuit_give_the_same_switching_iv_loop():
+    ngspice, vacask = run_many([iv_loop_job(simulator="ngspice"), iv_loop_job(simulator="vacask")],
+                               progress=False, raise_errors=True)
+    current = -ngspice["i(vin)"]
+    other = -np.interp(ngspice.x, vacask.x, vacask["i(vin)"])
+    nrmse = np.sqrt(np.mean((current - other) ** 2)) / np.ptp(current)
+    assert nrmse < 0.01
+    # The loop really switches: the set makes the device much more conductive than it started (HRS).
+    v_te = ngspice["v(te)"]
+    late = ngspice.x > 0.45 * ngspice.x[-1]
+    g_start = current[5] / v_te[5]
+    g_after_set = np.max(current[late & (v_te > 0.2)] / v_te[late & (v_te > 0.2)])
+    assert g_after_set > 10 * g_start
+
+
+@pytest.mark.parametrize("simulator", ["ngspice", "vacask"])
+def test_read_current_matches_python_and_a_long_read_does_not_disturb_the_state(simulator):
+    params = RRAMParameters(gap_ini=1.2e-9)
+    read_time = 1e-3  # one coarse step of the crossbar
+    elements = (VoltageSource("Vr", "te", "0", dc=0.1), RRAMDevice("Xd", "te", "0", params))
+    job = SimJob(device_circuit(elements, simulator), Tran(stop=read_time, step=read_time / 50),
+                 outputs=("i(vr)", "v(xd.gap)"), simulator=simulator)
+    result = run(job)
+    expected = read_current(0.1, 1.2e-9, params)
+    assert -result["i(vr)"][-1] == pytest.approx(expected, rel=1e-6)
+    assert abs(result["v(xd.gap)"][-1] - 1.2) < 1e-6  # nm: the gap does not move at the read voltage
+
+
+def test_conductance_and_gap_are_inverse():
+    params = RRAMParameters()
+    gaps = np.linspace(params.gap_min, params.gap_max, 7)
+    assert np.allclose(gap_for_conductance(chord_conductance(gaps, 0.1, params), 0.1, params), gaps, rtol=1e-12)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"tox": -12e-9}, "tox"),
+    ({"i0": 0.0}, "i0"),
+    ({"gap_min": 2e-9}, "gap_min < gap_max"),
+    ({"gap_ini": 3e-9}, "gap_ini"),
+    ({"rth": -1.0}, "rth"),
+])
+def test_bad_device_parameters_are_rejected(changes, message):
+    with pytest.raises(ValueError, match=message):
+        RRAMParameters(**changes)
+
+
+def test_bad_level_mappings_are_rejected_before_any_simulation():
+    with pytest.raises(ValueError, match="equally spaced"):
+        LevelMapping(levels_s=(10e-6, 20e-6, 35e-6))
+    with pytest.raises(ValueError, match="tolerance"):
+        LevelMapping(tolerance_s=6e-6)
+    with pytest.raises(ValueError, match="weight_max"):
+        LevelMapping(weight_max=8)
+    outside = LevelMapping(levels_s=tuple(1e-6 * (k + 1) for k in range(8)), tolerance_s=0.2e-6)
+    with pytest.raises(ValueError, match="window"):
+        # A simulation would take seconds; the check is immediate, before any job is built.
+        program_levels(4, seed=0, mapping=outside, simulator="no-such-simulator")
+    with pytest.raises(ValueError, match="unknown RRAM parameter"):
+        RRAMVariability(d2d=(("thickness", 0.1),))
+    with pytest.raises(ValueError, match="v_max"):
+        WriteVerifyConfig(v_start=1.5, v_max=1.2)
+
+
+def test_differential_pairs_realise_the_seven_symmetric_weight_levels():
+    mapping = LevelMapping()
+    levels = np.asarray(mapping.levels_s)
+    assert mapping.weight_max == 3 and mapping.stride == 2
+    for q in range(-3, 4):
+        k_plus, k_minus = mapping.pair_levels(q)
+        assert levels[k_plus] - levels[k_minus] == pytest.approx(q * mapping.weight_step_s)
+    assert mapping.weight_step_s == pytest.approx(20e-6)
+    with pytest.raises(ValueError):
+        mapping.pair_levels(4)
+    four_bit = LevelMapping(weight_max=7)
+    assert [four_bit.pair_levels(q) for q in (-7, 7)] == [(0, 7), (7, 0)]
+
+
+def test_write_verify_programs_eight_levels_with_under_one_percent_adjacent_overlap():
+    result = program_levels(24, seed=3, progress=False)  # default variability, 192 devices
+    targets = np.asarray(result.mapping.levels_s)
+    assert result.converged.mean() >= 0.99
+    assert np.all(np.abs(result.mean_s - targets) < result.mapping.tolerance_s)
+    assert np.all(result.std_s > 0)  # variability is really there
+    assert np.all(result.adjacent_overlap < 0.01)
+    assert np.all(result.adjacent_overlap_gaussian < 0.01)
+    # Programming needed several pulses and the trajectory ends on the verified value.
+    assert result.pulses.min() >= 1
+    last = result.trajectories[0, 0, result.pulses[0, 0]]
+    assert last == result.conductance_s[0, 0]
