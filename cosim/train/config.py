@@ -1,0 +1,350 @@
+"""Training configuration: small frozen dataclasses composed into `TrainConfig`, loaded from TOML.
+
+A config file has one table per part ([data], [model], [optimiser], [run]); a missing key takes the default
+below. `load_config(file, overrides)` reads a file (or a shipped config by name: "music", "tactile",
+"tactile-lif") and applies overrides written "section.key=value" (the value in TOML syntax; a bare word is a
+string). An unknown section or key raises `ConfigError` naming it, with the valid ones and a "did you mean".
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import tomllib
+import typing
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from cosim.felif.layer import step_method
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot be used (unknown key, wrong type, value out of range)."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, which part of it, and how it is batched."""
+
+    dataset: Literal["music21", "jsb", "braille", "synthetic_braille"] = "music21"
+    """music21: the Bach chorales shipped with music21 (default music set); jsb: a jsb-chorales-quarter.json file
+    (`path`) in its standard split; braille: the published raw Braille pickle (`path`); synthetic_braille: the
+    SYNTHETIC tactile set of `cosim.data.synthetic_braille`."""
+    path: str = ""
+    """Data file for jsb and braille (relative paths are taken from the working directory)."""
+    train_subset: int = 0
+    """Use only the first N training samples (0: all)."""
+    valid_subset: int = 0
+    """Use only the first N validation samples (0: all; music only, Braille has no validation split)."""
+    test_subset: int = 0
+    """Use only the first N test samples (0: all)."""
+    batch_size: int = 1
+    """Samples per update (music: 1 chorale per update; tactile: 128)."""
+    eval_batch_size: int = 64
+    """Samples per forward call when evaluating (speed only: the metrics do not depend on it)."""
+    warmup_steps: int = 5
+    """Music: the first steps of every chorale are left out of the loss and the metrics."""
+    synthetic_per_class: int = 200
+    """synthetic_braille: repetitions per class (200 like the published set)."""
+    synthetic_seed: int = 0
+    """synthetic_braille: seed of the simulated fingertip."""
+    split_seed: int = 0
+    """Braille: seed of the fixed permutation before the 80/20 train/test split."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network (REFERENCE.md section 4) and how its spiking neurons are simulated and trained."""
+
+    network: Literal["music", "tactile"] = "music"
+    """music: keys -> `hidden` neurons -> linear readout with bias; tactile: encoding (inputs tiled
+    `encoding_repeat` times, trainable gain and bias, LIF) -> `hidden` LIF -> 27 output neurons."""
+    neuron: Literal["felif", "lif"] = "felif"
+    """The device neurons (music hidden layer, tactile output layer): FeLIF or the LIF baseline."""
+    hidden: int = 150
+    """Music: FeLIF neurons (150); tactile: LIF hidden neurons (256)."""
+    encoding_repeat: int = 32
+    """Tactile: each input channel is tiled this many times (4 x 32 = 128 encoding neurons)."""
+    bits: int | None = None
+    """Synapse precision of the input weights: None (TOML "float") for float, else 8, 4 or 3 bits."""
+    method: str = "bruno"
+    """FeLIF coarse-step method: bruno, bptt, bptt_ckpt or coarse (`cosim.felif.layer.METHODS`)."""
+    v_thr: float = 2.0
+    """FeLIF spike threshold, V (2.0 V in the music runs, 2.5 V in the tactile runs)."""
+    surrogate: Literal["superspike", "tanh"] = "tanh"
+    """Surrogate derivative of the FeLIF spike (tanh in the music runs, SuperSpike in the tactile runs)."""
+    beta: float = 10.0
+    """SuperSpike steepness, 1/V."""
+    rate_grad: Literal["exact", "stop"] = "stop"
+    """Gradient through the FeLIF switching rate in the coarse step: stopped (paper-era code) or exact. With
+    "exact", dr/dE at 1 ms makes input gradients of 1e4-1e6 in the music network and overflows to inf/NaN
+    within 10 steps of signed (tactile) inputs; "stop" keeps them O(0.1-100)."""
+    dt: float = 1e-3
+    """Coarse step, s: one data step (chorale step or resampled Braille frame) per coarse step."""
+    h: float = 1e-6
+    """Fine physical step of the FeLIF forward pass, s."""
+    integrator: Literal["euler", "exponential"] = "euler"
+    """Fine integrator of the FeLIF forward pass."""
+    current_scale: float = 5e-8
+    """Synaptic current gain into the FeLIF neurons, A per weight unit (see the shipped configs for the choice)."""
+    variability_sigma: float = 0.0
+    """Device-to-device variability of the FeLIF parameters (relative sigma; drawn once from run.seed)."""
+    surrogate_file: str = ""
+    """Fitted surrogate artifact to use instead of the analytic FeLIF physics (not supported yet: leave empty)."""
+
+
+@dataclass(frozen=True)
+class OptimiserConfig:
+    """Adamax with an optional reduce-on-plateau schedule."""
+
+    lr: float = 5e-3
+    """Learning rate."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """Adamax coefficients (b1, b2)."""
+    scheduler: Literal["plateau", "none"] = "plateau"
+    """plateau: multiply lr by `plateau_factor` when `plateau_metric` has not improved for `plateau_patience`
+    epochs; none: constant lr."""
+    plateau_metric: Literal["valid_loss", "train_loss"] = "valid_loss"
+    """Metric the plateau schedule watches (Braille has no validation split: train_loss)."""
+    plateau_factor: float = 0.5
+    """Factor applied to lr on a plateau."""
+    plateau_patience: int = 2
+    """Epochs without improvement before lr is reduced."""
+    min_lr: float = 1e-5
+    """lr is never reduced below this."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How long, with which seed and where."""
+
+    epochs: int = 20
+    """Training epochs."""
+    seed: int = 0
+    """Seed of everything random: initial weights, variability, data order, stochastic rounding."""
+    out: str = "runs/train"
+    """Run folder: config.toml, metrics.jsonl/csv, checkpoints/, curves.png."""
+    threads: int = 0
+    """torch threads (0: torch's default)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run."""
+
+    data: DataConfig = DataConfig()
+    """Data set and batching."""
+    model: ModelConfig = ModelConfig()
+    """Network and neuron simulation."""
+    optimiser: OptimiserConfig = OptimiserConfig()
+    """Optimiser and schedule."""
+    run: RunConfig = RunConfig()
+    """Epochs, seed, run folder."""
+
+
+SECTIONS: dict[str, type] = typing.get_type_hints(TrainConfig)
+"""The config's sections and their dataclasses."""
+SHIPPED = ("music", "tactile", "tactile-lif")
+"""Configs shipped in cosim/train/configs/, by name."""
+_MUSIC_DATA = ("music21", "jsb")
+
+
+def _suggest(name: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{hint}; valid: {', '.join(valid)}"
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """`value` as the annotated type `kind`, or ConfigError naming `where`."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} = {value!r}: must be one of {', '.join(map(repr, args))}")
+        return value
+    if kind == int | None:  # bits: TOML has no null, "float" stands for None
+        if value == "float":
+            return None
+        return _coerce(value, int, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where} = {value!r}: must be a list of {len(args)} numbers")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    if kind is bool and isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where} = {value!r}: must be {getattr(kind, '__name__', kind)}")
+
+
+def _build_section(cls: type, values: dict, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"unknown key {key!r} in [{where}]{_suggest(key, names)}")
+    return cls(**{key: _coerce(value, hints[key], f"{where}.{key}") for key, value in values.items()})
+
+
+def config_from_dict(tables: dict, where: str = "config") -> TrainConfig:
+    """A validated TrainConfig from {section: {key: value}} (as read from TOML); `where` names the source."""
+    for name, table in tables.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{where}: unknown section [{name}]{_suggest(name, list(SECTIONS))}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table of key = value, got {table!r}")
+    try:
+        cfg = TrainConfig(**{name: _build_section(cls, tables.get(name, {}), name) for name, cls in SECTIONS.items()})
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    validate(cfg, where)
+    return cfg
+
+
+def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
+    """Raise ConfigError naming the field if a value is out of range or fields contradict each other."""
+    d, m, o, r = cfg.data, cfg.model, cfg.optimiser, cfg.run
+    problems = []
+    for name in ("train_subset", "valid_subset", "test_subset", "warmup_steps", "synthetic_seed", "split_seed"):
+        if getattr(d, name) < 0:
+            problems.append(f"data.{name} must be >= 0")
+    for name in ("batch_size", "eval_batch_size", "synthetic_per_class"):
+        if getattr(d, name) < 1:
+            problems.append(f"data.{name} must be >= 1")
+    if d.dataset in ("jsb", "braille") and not d.path:
+        problems.append(f"data.path is needed for data.dataset = {d.dataset!r} (the data file)")
+    music_data = d.dataset in _MUSIC_DATA
+    if music_data != (m.network == "music"):
+        problems.append(f"model.network = {m.network!r} does not go with data.dataset = {d.dataset!r} "
+                        f"(music: {', '.join(_MUSIC_DATA)}; tactile: braille, synthetic_braille)")
+    if m.hidden < 1 or m.encoding_repeat < 1:
+        problems.append("model.hidden and model.encoding_repeat must be >= 1")
+    if m.bits is not None and m.bits not in (3, 4, 8):
+        problems.append(f"model.bits must be \"float\", 8, 4 or 3, got {m.bits}")
+    try:
+        step_method(m.method)
+    except ValueError as err:
+        problems.append(f"model.method: {err}")
+    for name in ("v_thr", "beta", "dt", "h", "current_scale"):
+        value = getattr(m, name)
+        if not (math.isfinite(value) and value > 0):
+            problems.append(f"model.{name} must be a finite number > 0, got {value}")
+    if m.h > m.dt:
+        problems.append(f"model.h = {m.h} s must not exceed model.dt = {m.dt} s")
+    if not 0 <= m.variability_sigma < 1:
+        problems.append(f"model.variability_sigma must be in [0, 1), got {m.variability_sigma}")
+    if m.surrogate_file:
+        problems.append("model.surrogate_file: fitted surrogate files are not supported by training yet; leave it "
+                        "empty to use the analytic FeLIF physics")
+    if not (o.lr > 0 and o.min_lr >= 0 and 0 < o.plateau_factor < 1 and o.plateau_patience >= 0):
+        problems.append("optimiser: need lr > 0, min_lr >= 0, 0 < plateau_factor < 1, plateau_patience >= 0")
+    if not all(0 <= b < 1 for b in o.betas):
+        problems.append(f"optimiser.betas must be in [0, 1), got {list(o.betas)}")
+    if o.scheduler == "plateau" and o.plateau_metric == "valid_loss" and not music_data:
+        problems.append("optimiser.plateau_metric = 'valid_loss' needs a validation split; Braille has none "
+                        "(use 'train_loss')")
+    if r.epochs < 1 or r.threads < 0:
+        problems.append("run.epochs must be >= 1 and run.threads >= 0")
+    if not r.out:
+        problems.append("run.out (the run folder) must not be empty")
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    return cfg
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML value ("3", "1e-3", "[0.9, 0.99]", "true", '"x"'); anything else is taken as a bare string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(cfg: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
+    """`cfg` with "section.key=value" overrides applied (later ones win), validated."""
+    tables = to_dict(cfg)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"override {item!r}: write section.key=value, for example model.bits=3")
+        if section not in tables:
+            raise ConfigError(f"override {item!r}: unknown section {section!r}{_suggest(section, list(tables))}")
+        if name not in tables[section]:
+            valid = list(tables[section])
+            raise ConfigError(f"override {item!r}: unknown key {name!r} in [{section}]{_suggest(name, valid)}")
+        tables[section][name] = _parse_value(text.strip())
+    return config_from_dict(tables, where="overrides")
+
+
+def shipped_config(name: str) -> Path:
+    """Path of a config shipped with cosim ("music", "tactile", "tactile-lif")."""
+    if name not in SHIPPED:
+        raise ConfigError(f"no shipped config {name!r}{_suggest(name, SHIPPED)}")
+    return Path(str(resources.files("cosim.train") / "configs" / f"{name}.toml"))
+
+
+def load_config(source: str | Path = "music", overrides: Sequence[str] = ()) -> TrainConfig:
+    """The config in TOML file `source` (or the shipped one of that name), with overrides applied."""
+    path = Path(source)
+    if not path.suffix and str(source) in SHIPPED:
+        path = shipped_config(str(source))
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (give a TOML file or one of the shipped configs: "
+                          f"{', '.join(SHIPPED)})")
+    try:
+        tables = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from err
+    cfg = config_from_dict(tables, where=str(path))
+    return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+    """{section: {key: value}} with TOML-representable values (bits None as "float", tuples as lists)."""
+    tables = {}
+    for name in SECTIONS:
+        section = getattr(cfg, name)
+        tables[name] = {f.name: _plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
+    tables["model"]["bits"] = "float" if cfg.model.bits is None else cfg.model.bits
+    return tables
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else
+                                                         ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if value is None:
+        return '"float"'
+    raise TypeError(f"cannot write {value!r} as a TOML value")
+
+
+def to_toml(cfg: TrainConfig) -> str:
+    """The fully resolved config as TOML (every field, also those left at their default)."""
+    lines = ["# Resolved training configuration (fields documented in cosim/train/config.py)"]
+    for section, table in to_dict(cfg).items():
+        lines += ["", f"[{section}]"] + [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def differences(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """The "section.key" fields in which two configs differ."""
+    da, db = to_dict(a), to_dict(b)
+    return [f"{s}.{k}" for s in da for k in da[s] if da[s][k] != db[s][k]]
