@@ -1,0 +1,255 @@
+"""BRUNO against fine-step BPTT, checkpointed BPTT and the coarse-only ablation: peak memory and time.
+
+Each (shape, method) runs in a fresh spawned process: build a linear layer and a FeLIFLayer, warm up (kernel
+build, torch.compile) on two coarse steps, then measure one forward + backward pass over the whole sequence:
+
+- memory: the high-water mark of resident memory (getrusage ru_maxrss) minus the process's resident memory after
+  imports, set-up and warm-up; the high-water mark is reset (/proc/self/clear_refs) before the measured pass, so
+  the compiler's own peak during warm-up does not count;
+- time: wall time of that forward + backward pass.
+
+Shapes (issue 4): music 54 -> 150 FeLIF, 64 coarse steps x 1000 sub-steps, batch 1 (V_thr 2.0 V, tanh
+surrogate); tactile 256 -> 27 FeLIF, 102 coarse steps x 1000 sub-steps, batch 32 (SuperSpike). Inputs are
+Bernoulli spike trains; the current gain is chosen so that the neurons spike (rates are printed).
+Also the fused fine kernel's throughput in neuron-sub-steps per second.
+
+    python benchmarks/bruno_vs_bptt.py            # full run: table, benchmarks/RESULTS.md, results/*.json, *.png
+    python benchmarks/bruno_vs_bptt.py --quick    # fewer coarse steps, < 1 min with warm compiler caches;
+                                                  # writes results/bruno_vs_bptt_quick.json only
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shlex
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+SHAPES = {
+    "music": dict(n_in=54, n=150, steps=64, quick_steps=8, batch=1, v_thr=2.0, surrogate="tanh",
+                  input_rate=0.1, current_scale=60e-9),
+    "tactile": dict(n_in=256, n=27, steps=102, quick_steps=8, batch=32, v_thr=2.5, surrogate="superspike",
+                    input_rate=0.2, current_scale=40e-9),
+}
+"""current_scale: A per weight unit, set so that a good part of the neurons spike."""
+
+METHODS = ("bruno", "bptt", "bptt_ckpt", "coarse")
+KERNEL_NEURONS = 8192
+"""Neurons in the fine-kernel throughput measurement (batch 32 x 256)."""
+GOAL_MEM_FRACTION, GOAL_TIME_FRACTION, GOAL_KERNEL_RATE = 0.01, 0.40, 60e6
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status: this benchmark needs Linux")
+
+
+def _maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _reset_peak() -> bool:
+    """Reset the resident-memory high-water mark of this process (Linux >= 4.0); False if not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _measure(shape: str, method: str, steps: int, threads: int, seed: int, bptt_backend: str) -> dict:
+    """Child process: one forward + backward of `method` on `shape`; memory and time."""
+    os.environ["COSIM_BPTT_BACKEND"] = bptt_backend
+    import torch
+
+    from cosim.felif.layer import FeLIFLayer
+    from cosim.felif.physics import FeLIFParameters
+    from cosim.felif.step import StepConfig
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    spec = SHAPES[shape]
+    linear = torch.nn.Linear(spec["n_in"], spec["n"], bias=False)
+    layer = FeLIFLayer(spec["n"], FeLIFParameters(v_thr=spec["v_thr"]), StepConfig(surrogate=spec["surrogate"]),
+                       method=method, current_scale=spec["current_scale"])
+    x = (torch.rand(steps, spec["batch"], spec["n_in"]) < spec["input_rate"]).float()
+
+    def forward_backward(inputs: torch.Tensor) -> torch.Tensor:
+        linear.zero_grad()
+        spikes = layer(linear(inputs))
+        loss = ((spikes.mean(0) - 0.1) ** 2).sum()  # any loss that needs the spike gradient
+        loss.backward()
+        return spikes
+
+    t0 = time.perf_counter()
+    forward_backward(x[:2])  # builds the fine kernel, compiles BPTT's graphs
+    setup_s = time.perf_counter() - t0
+    gc.collect()
+    baseline = _rss_bytes()
+    peak_was_reset = _reset_peak()
+    if not peak_was_reset:
+        baseline = _maxrss_bytes()
+    t0 = time.perf_counter()
+    spikes = forward_backward(x)
+    seconds = time.perf_counter() - t0
+    peak = _maxrss_bytes()
+    grad = linear.weight.grad
+    return dict(shape=shape, method=method, steps=steps, seconds=seconds, setup_s=setup_s,
+                mem_bytes=max(peak - baseline, 0), baseline_bytes=baseline, peak_was_reset=peak_was_reset,
+                spike_rate=float(spikes.mean()), grad_norm=float(grad.norm()),
+                grad_finite=bool(torch.isfinite(grad).all()))
+
+
+def _kernel_rate(threads: int, repeats: int) -> dict:
+    """Child process: neuron-sub-steps per second of the fused fine forward (no neuron latches)."""
+    import torch
+
+    from cosim.felif.kernel import fine_forward
+    from cosim.felif.physics import FeLIFParameters, FeLIFState
+    from cosim.felif.step import StepConfig
+
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    params, cfg = FeLIFParameters(), StepConfig()
+    # Below threshold for the whole window: every neuron does every sub-step (no early exit after a latch).
+    v = torch.rand(KERNEL_NEURONS, generator=gen) * 2.0 - 1.0
+    p = -params.p_s + torch.rand(KERNEL_NEURONS, generator=gen) * 0.05
+    i_in = torch.rand(KERNEL_NEURONS, generator=gen) * 1e-9
+    fine_forward(FeLIFState(v, p), i_in, params, cfg)  # build / load
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        out = fine_forward(FeLIFState(v, p), i_in, params, cfg)
+    seconds = time.perf_counter() - t0
+    latched = int((out.v > params.v_thr).sum())
+    return dict(steps_per_s=KERNEL_NEURONS * cfg.substeps * repeats / seconds, neurons=KERNEL_NEURONS,
+                substeps=cfg.substeps, repeats=repeats, seconds=seconds, latched=latched)
+
+
+def _in_child(fn, *args) -> dict:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        return pool.apply(fn, args)
+
+
+def _plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    shapes = [s for s in results if isinstance(results[s], dict) and "runs" in results[s]]
+    width = 0.8 / len(METHODS)
+    for k, method in enumerate(METHODS):
+        xs = [i + k * width for i in range(len(shapes))]
+        secs = [results[s]["runs"].get(method, {}).get("seconds", 0.0) for s in shapes]
+        mem = [results[s]["runs"].get(method, {}).get("mem_bytes", 0) / 2**20 for s in shapes]
+        axes[0].bar(xs, secs, width, label=method)
+        axes[1].bar(xs, mem, width, label=method)
+    for ax, label in zip(axes, ("forward + backward, s", "extra peak resident memory, MiB")):
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))], shapes)
+        ax.set_ylabel(label)
+        ax.set_yscale("symlog", linthresh=0.1 if "s" == label[-1] else 1.0)
+    axes[0].legend()
+    fig.suptitle("BRUNO vs fine-step BPTT (1 us sub-steps), CPU")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _table(results: dict) -> list[str]:
+    rows = ["| shape | method | steps | time, s | extra memory, MiB | vs BPTT time | vs BPTT memory | spike rate |"
+            " set-up, s |", "|---|---|---|---|---|---|---|---|---|"]
+    for shape in SHAPES:
+        if shape not in results:
+            continue
+        runs = results[shape]["runs"]
+        bptt = runs.get("bptt")
+        for method, r in runs.items():
+            rel_t = f"{r['seconds'] / bptt['seconds']:.1%}" if bptt else "-"
+            rel_m = f"{r['mem_bytes'] / bptt['mem_bytes']:.2%}" if bptt and bptt["mem_bytes"] else "-"
+            rows.append(f"| {shape} | {method} | {r['steps']} | {r['seconds']:.3f} | {r['mem_bytes'] / 2**20:.2f} |"
+                        f" {rel_t} | {rel_m} | {r['spike_rate']:.3f} | {r['setup_s']:.1f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer coarse steps; no RESULTS.md entry")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per child")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--bptt-backend", default="compiled", choices=("compiled", "eager"),
+                        help="BPTT sub-step backend (cosim.felif.baselines); compiled is the honest baseline")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from tqdm import tqdm
+
+    results: dict = {}
+    jobs = [(s, m) for s in args.shapes for m in args.methods]
+    for shape, method in tqdm(jobs, desc="processes", unit="run"):
+        spec = SHAPES[shape]
+        steps = spec["quick_steps"] if args.quick else spec["steps"]
+        r = _in_child(_measure, shape, method, steps, args.threads, args.seed, args.bptt_backend)
+        results.setdefault(shape, {"runs": {}})["runs"][method] = r
+        tqdm.write(f"{shape:8s} {method:10s} {r['seconds']:8.3f} s {r['mem_bytes'] / 2**20:9.2f} MiB "
+                   f"(set-up {r['setup_s']:.1f} s, spike rate {r['spike_rate']:.3f})")
+    for shape, entry in results.items():
+        runs = entry["runs"]
+        for method, key in (("bruno", "bruno"), ("bptt", "bptt"), ("bptt_ckpt", "ckpt"), ("coarse", "coarse")):
+            if method in runs:
+                entry[f"{key}_s"] = runs[method]["seconds"]
+                if method != "coarse":
+                    entry[f"{key}_mem_bytes"] = runs[method]["mem_bytes"]
+    kernel = _in_child(_kernel_rate, args.threads, 2 if args.quick else 10)
+    results["fine_kernel_steps_per_s"] = kernel["steps_per_s"]
+    results["fine_kernel"] = kernel
+    results["machine"] = dict(node=platform.node(), cpus=os.cpu_count(), threads=args.threads,
+                              bptt_backend=args.bptt_backend)
+    results["command"] = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/bruno_vs_bptt.py", *sys.argv[1:]])
+    results["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+
+    lines = _table(results)
+    lines.append("")
+    lines.append(f"Fine kernel: {kernel['steps_per_s'] / 1e6:.1f} M neuron-sub-steps/s on {args.threads} threads "
+                 f"({kernel['neurons']} neurons x {kernel['substeps']} sub-steps x {kernel['repeats']}; goal >= "
+                 f"{GOAL_KERNEL_RATE / 1e6:.0f} M)")
+    for shape in args.shapes:
+        e = results[shape]
+        if {"bruno_s", "bptt_s", "bruno_mem_bytes", "bptt_mem_bytes"} <= e.keys():
+            mem_frac = e["bruno_mem_bytes"] / max(e["bptt_mem_bytes"], 1)
+            time_frac = e["bruno_s"] / e["bptt_s"]
+            lines.append(f"{shape}: BRUNO memory {mem_frac:.2%} of BPTT (goal <= {GOAL_MEM_FRACTION:.0%}: "
+                         f"{'met' if mem_frac <= GOAL_MEM_FRACTION else 'NOT met'}), time {time_frac:.1%} of BPTT "
+                         f"(goal <= {GOAL_TIME_FRACTION:.0%}: {'met' if time_frac <= GOAL_TIME_FRACTION else 'NOT met'})")
+    print("\n".join(lines))
+
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    name = "bruno_vs_bptt_quick" if args.quick else "bruno_vs_bptt"
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2))
+    _plot(results, out / f"{name}.png")
+    if not args.quick:
+        header = (f"\n## BRUNO vs BPTT (cosim.felif), {results['date']}\n\nMachine `{platform.node()}`, "
+                  f"{os.cpu_count()} CPUs, {args.threads} torch threads, BPTT backend {args.bptt_backend}; "
+                  f"`{results['command']}`. JSON: `benchmarks/results/{name}.json`, figure "
+                  f"`benchmarks/results/{name}.png`. Memory: peak resident minus the process after set-up.\n\n")
+        with open(HERE / "RESULTS.md", "a") as f:
+            f.write(header + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The baselines of BRUNO, in its method API ``step(i_in, state, s_prev, params, cfg) -> (spikes, state)``.
+
+- "bptt" (`bptt_step`): backpropagation through time at the fine step: autograd records every one of the
+  cfg.substeps sub-steps of cfg.h (`integrators.latched_substeps`, the same scheme and within-step latch as
+  BRUNO's fine forward), so the graph holds dt/h nodes per coarse step.
+- "bptt_ckpt" (`bptt_ckpt_step`): the same, with each coarse step checkpointed (`torch.utils.checkpoint`,
+  non-reentrant): only the step's inputs are kept, and its sub-steps are recomputed during the backward pass.
+  Values and gradients equal plain BPTT.
+- "coarse" (`coarse_only_step`): the ablation without the fine loop: one explicit Euler step of cfg.dt in the
+  forward and the backward pass (BRUNO's differentiable coarse step, `bruno.coarse_step`, used for the value too).
+
+All three share BRUNO's semantics: reset from the previous step's spike (gradient stopped) overwriting this
+step's result, spike = Heaviside(V - V_thr) with the surrogate of cfg. cfg.rate_grad applies to the coarse step
+("coarse"); BPTT always differentiates the fine scheme exactly.
+
+BPTT speed: a Python loop of eager torch ops pays interpreter and autograd overhead on ~30 tiny tensor ops per
+sub-step. The default backend "compiled" fuses `BPTT_CHUNK` sub-steps, forward and backward, into one
+`torch.compile` (inductor) graph; on 2 CPU cores it ran the benchmark shapes about 20x faster than eager and kept
+less memory (numbers in benchmarks/RESULTS.md). The first call per shape, dtype and parameter set compiles for
+10-30 s (cached on disk by inductor). "eager" (``COSIM_BPTT_BACKEND=eager`` or ``backend="eager"``) skips the
+compiler: for short runs, debugging, or where no C++ compiler is installed.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from cosim.felif import physics
+from cosim.felif.bruno import coarse_step
+from cosim.felif.integrators import latched_substeps
+from cosim.felif.layer import METHODS
+from cosim.felif.physics import FeLIFParameters, FeLIFState
+from cosim.felif.step import StepConfig, spike
+
+BPTT_BACKENDS = ("compiled", "eager")
+
+BPTT_CHUNK = 10
+"""Most sub-steps per compiled graph. 10 was the fastest measured (1 is slower than eager: the compiled call's
+own overhead dominates; 20 runs no faster and takes twice as long to compile; 50 compiles for minutes)."""
+
+_compiled_substeps = torch.compile(latched_substeps, dynamic=False, fullgraph=True)
+
+
+def _substep_runner(backend: str | None):
+    backend = backend or os.environ.get("COSIM_BPTT_BACKEND", "compiled")
+    if backend not in BPTT_BACKENDS:
+        raise ValueError(f"unknown BPTT backend {backend!r} (from COSIM_BPTT_BACKEND?); choose one of {BPTT_BACKENDS}")
+    return _compiled_substeps if backend == "compiled" else latched_substeps
+
+
+def chunk_length(substeps: int) -> int:
+    """Sub-steps per compiled call: the largest divisor of `substeps` not above BPTT_CHUNK (one compiled graph)."""
+    return max(k for k in range(1, min(substeps, BPTT_CHUNK) + 1) if substeps % k == 0)
+
+
+def bptt_step(
+    i_in: torch.Tensor,
+    state: FeLIFState,
+    s_prev: torch.Tensor,
+    params: FeLIFParameters,
+    cfg: StepConfig,
+    backend: str | None = None,
+) -> tuple[torch.Tensor, FeLIFState]:
+    """One coarse step with autograd through all cfg.substeps fine sub-steps: (spikes, new state).
+
+    i_in: input current, A, held over cfg.dt. backend: "compiled" (default, $COSIM_BPTT_BACKEND) or "eager".
+    """
+    run = _substep_runner(backend)
+    reset = s_prev.detach().to(torch.bool)
+    v, p, i_in = torch.broadcast_tensors(state.v, state.p, i_in.to(state.v.dtype))
+    live = ~(v > params.v_thr) & ~reset
+    fine = FeLIFState(v, p)
+    chunk = chunk_length(cfg.substeps)
+    for _ in range(cfg.substeps // chunk):
+        fine, live = run(fine, live, i_in, params, cfg.h, chunk, cfg.integrator)
+    new_state = physics.reset_state(fine, reset, params)
+    return spike(new_state.v, params.v_thr, cfg), new_state
+
+
+def bptt_ckpt_step(
+    i_in: torch.Tensor,
+    state: FeLIFState,
+    s_prev: torch.Tensor,
+    params: FeLIFParameters,
+    cfg: StepConfig,
+    backend: str | None = None,
+) -> tuple[torch.Tensor, FeLIFState]:
+    """`bptt_step` checkpointed over the coarse step: its sub-steps are recomputed in the backward pass."""
+    return checkpoint(bptt_step, i_in, state, s_prev, params, cfg, backend, use_reentrant=False)
+
+
+def coarse_only_step(
+    i_in: torch.Tensor, state: FeLIFState, s_prev: torch.Tensor, params: FeLIFParameters, cfg: StepConfig
+) -> tuple[torch.Tensor, FeLIFState]:
+    """The ablation: one differentiable Euler step of cfg.dt (no fine loop), then BRUNO's reset and spike."""
+    reset = s_prev.detach().to(torch.bool)
+    new_state = physics.reset_state(coarse_step(state, i_in, params, cfg), reset, params)
+    return spike(new_state.v, params.v_thr, cfg), new_state
+
+
+METHODS.update(bptt=bptt_step, bptt_ckpt=bptt_ckpt_step, coarse=coarse_only_step)
