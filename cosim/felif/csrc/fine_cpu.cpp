@@ -1,0 +1,150 @@
+// Fused fine forward pass of BRUNO on the CPU: n_sub sub-steps of h for every neuron, with the within-step latch.
+//
+// Work is split into blocks of BLOCK neurons (OpenMP, dynamic schedule: latched blocks finish early). Inside a
+// block the sub-steps are the outer loop and the neurons the inner, vectorised loop; state and coefficients sit
+// in small aligned arrays in L1. The latch is a 0/1 mask, so the inner loop has no branches.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "felif_substep.h"
+
+namespace cosim {
+namespace {
+
+constexpr int BLOCK = 64;  // neurons per block: 4 AVX-512 float vectors, 8 double
+constexpr int LATCH_CHECK = 16;  // sub-steps between checks whether a whole block has latched
+
+template <typename T, typename Step>
+void run_block(const Step& step, int64_t start, int64_t count, const T* v_in, const T* p_in, const T* i_in,
+               const T* coef, int64_t coef_len, const bool* frozen, T* v_out, T* p_out, T h, int64_t n_sub) {
+  alignas(64) T c[N_COEF][BLOCK];
+  alignas(64) T cur[BLOCK];
+  alignas(64) T v[BLOCK];
+  alignas(64) T p[BLOCK];
+  alignas(64) T live[BLOCK];
+  for (int j = 0; j < BLOCK; ++j) {
+    // Lanes past the end repeat the last neuron so that their (discarded) arithmetic stays finite.
+    const int64_t m = start + std::min<int64_t>(j, count - 1);
+    const int64_t cm = coef_len == 1 ? 0 : m;
+    for (int k = 0; k < N_COEF; ++k) c[k][j] = coef[k * coef_len + cm];
+    cur[j] = i_in[m];
+    v[j] = v_in[m];
+    p[j] = p_in[m];
+    const bool active = j < count && !(frozen != nullptr && frozen[m]) && !(v[j] > c[V_THR][j]);
+    live[j] = active ? T(1) : T(0);
+  }
+  for (int64_t s = 0; s < n_sub; ++s) {
+    if (s % LATCH_CHECK == 0) {
+      T any = 0;
+      for (int j = 0; j < BLOCK; ++j) any += live[j];
+      if (any == T(0)) break;
+    }
+#pragma omp simd
+    for (int j = 0; j < BLOCK; ++j) {
+      Lane<T> lane;
+      for (int k = 0; k < N_COEF; ++k) lane.c[k] = c[k][j];
+      lane.i_in = cur[j];
+      T vn = v[j], pn = p[j];
+      step.apply(vn, pn, lane, h);
+      const bool is_live = live[j] != T(0);
+      v[j] = is_live ? vn : v[j];
+      p[j] = is_live ? pn : p[j];
+      live[j] = (is_live && !(v[j] > lane.c[V_THR])) ? T(1) : T(0);
+    }
+  }
+  for (int j = 0; j < count; ++j) {
+    v_out[start + j] = v[j];
+    p_out[start + j] = p[j];
+  }
+}
+
+template <typename T, typename Step>
+void run_all(const Step& step, const torch::Tensor& v, const torch::Tensor& p, const torch::Tensor& i_in,
+             const torch::Tensor& coef, const torch::Tensor& frozen, torch::Tensor& v_out, torch::Tensor& p_out,
+             double h, int64_t n_sub) {
+  const int64_t total = v.numel();
+  const int64_t n_blocks = (total + BLOCK - 1) / BLOCK;
+  const T* vp = v.data_ptr<T>();
+  const T* pp = p.data_ptr<T>();
+  const T* ip = i_in.data_ptr<T>();
+  const T* cp = coef.data_ptr<T>();
+  const int64_t coef_len = coef.size(1);
+  const bool* fp = frozen.numel() ? frozen.data_ptr<bool>() : nullptr;
+  T* vo = v_out.data_ptr<T>();
+  T* po = p_out.data_ptr<T>();
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n_blocks)));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const int64_t start = b * BLOCK;
+    run_block<T, Step>(step, start, std::min<int64_t>(BLOCK, total - start), vp, pp, ip, cp, coef_len, fp, vo, po,
+                       static_cast<T>(h), n_sub);
+  }
+}
+
+// The Newton iteration counts the exponential integrator is compiled for (integrators.NEWTON_ITERATIONS).
+template <typename T>
+void run_exponential(int64_t iterations, double switching_cutoff, double tiny, const torch::Tensor& v,
+                     const torch::Tensor& p, const torch::Tensor& i_in, const torch::Tensor& coef,
+                     const torch::Tensor& frozen, torch::Tensor& v_out, torch::Tensor& p_out, double h,
+                     int64_t n_sub) {
+  switch (iterations) {
+    case 8:
+      return run_all<T>(ExponentialStep<8>{switching_cutoff, tiny}, v, p, i_in, coef, frozen, v_out, p_out, h, n_sub);
+    case 10:
+      return run_all<T>(ExponentialStep<10>{switching_cutoff, tiny}, v, p, i_in, coef, frozen, v_out, p_out, h,
+                        n_sub);
+    default:
+      TORCH_CHECK(false, "fine_forward: the exponential integrator is compiled for 8 or 10 Newton iterations, got ",
+                  iterations, "; add the count to run_exponential in fine_cpu.cpp");
+  }
+}
+
+std::vector<torch::Tensor> fine_forward(const torch::Tensor& v, const torch::Tensor& p, const torch::Tensor& i_in,
+                                        const torch::Tensor& coef, const torch::Tensor& frozen, double h,
+                                        int64_t n_sub, const std::string& integrator, int64_t newton_iterations,
+                                        double switching_cutoff, double tiny) {
+  TORCH_CHECK(v.device().is_cpu(), "fine_forward (CPU kernel): tensors must be on the CPU, got ", v.device());
+  TORCH_CHECK(v.is_contiguous() && p.is_contiguous() && i_in.is_contiguous() && coef.is_contiguous(),
+              "fine_forward: v, p, i_in and coef must be contiguous");
+  TORCH_CHECK(p.scalar_type() == v.scalar_type() && i_in.scalar_type() == v.scalar_type() &&
+                  coef.scalar_type() == v.scalar_type(),
+              "fine_forward: v, p, i_in and coef must share one dtype");
+  TORCH_CHECK(p.numel() == v.numel() && i_in.numel() == v.numel(), "fine_forward: v, p, i_in sizes differ");
+  TORCH_CHECK(coef.dim() == 2 && coef.size(0) == N_COEF && (coef.size(1) == 1 || coef.size(1) == v.numel()),
+              "fine_forward: coef must be [", static_cast<int>(N_COEF), ", 1 or numel(v)], got ", coef.sizes());
+  TORCH_CHECK(frozen.numel() == 0 || (frozen.scalar_type() == torch::kBool && frozen.numel() == v.numel() &&
+                                      frozen.is_contiguous()),
+              "fine_forward: frozen must be empty or a contiguous bool tensor of numel(v)");
+  TORCH_CHECK(n_sub >= 0, "fine_forward: n_sub must be >= 0");
+  auto v_out = torch::empty_like(v);
+  auto p_out = torch::empty_like(p);
+  if (v.numel() == 0) return {v_out, p_out};
+  const bool exponential = integrator == "exponential";
+  TORCH_CHECK(exponential || integrator == "euler", "fine_forward: unknown integrator '", integrator, "'");
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "fine_forward", [&] {
+    if (exponential)
+      run_exponential<scalar_t>(newton_iterations, switching_cutoff, tiny, v, p, i_in, coef, frozen, v_out, p_out,
+                                h, n_sub);
+    else
+      run_all<scalar_t>(EulerStep{}, v, p, i_in, coef, frozen, v_out, p_out, h, n_sub);
+  });
+  return {v_out, p_out};
+}
+
+std::vector<std::string> coefficient_names() { return std::vector<std::string>(COEF_NAMES, COEF_NAMES + N_COEF); }
+
+}  // namespace
+}  // namespace cosim
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("fine_forward", &cosim::fine_forward,
+        "n_sub fine sub-steps of h (s) with latch at V_thr: (v, p, i_in, coef, frozen, h, n_sub, integrator, "
+        "newton_iterations, switching_cutoff, tiny)");
+  m.def("coefficient_names", &cosim::coefficient_names, "Rows of the coefficient matrix, in order");
+}
