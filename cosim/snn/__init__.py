@@ -1,0 +1,1 @@
+"""Spiking-network building blocks next to the FeLIF neuron: LIF layers (``lif``) and quantised synapses (``synapses``)."""
