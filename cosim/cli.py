@@ -38,6 +38,28 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from cosim.data import DataFormatError
+    from cosim.train.config import ConfigError, load_config
+    from cosim.train.loop import TrainingDiverged, train
+
+    if args.resume and args.config is None:
+        if args.out is None:
+            print("cosim train --resume needs --out RUN_DIR (or --config)", file=sys.stderr)
+            return 2
+        args.config = str(Path(args.out) / "config.toml")
+    overrides = list(args.set) + ([f"run.out={json.dumps(args.out)}"] if args.out else [])
+    try:
+        cfg = load_config(args.config or "music", overrides)
+        history = train(cfg, resume=args.resume)
+    except (ConfigError, DataFormatError, TrainingDiverged, FileNotFoundError, FileExistsError) as err:
+        print(f"cosim train: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(history[-1], indent=1))
+    print(f"cosim train: metrics, checkpoints and curves.png in {Path(cfg.run.out).resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cosim",
@@ -55,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     char.add_argument("--out", default="runs/characterization", help="output folder")
     char.add_argument("--quick", action="store_true", help="fewer points: a fast overview")
     char.set_defaults(func=_characterize)
+
+    train = sub.add_parser("train", help="train the music predictor or the tactile classifier")
+    train.add_argument("--config", help="TOML file or shipped config: music (default), tactile, tactile-lif")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override a config field, e.g. --set model.bits=3 (repeatable)")
+    train.add_argument("--out", help="run folder (overrides run.out)")
+    train.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    train.set_defaults(func=_train)
 
     report = sub.add_parser("report", help="build one HTML page with the plots and figures of a run folder")
     report.add_argument("run_dir", help="the run folder (e.g. runs/main)")

@@ -1,0 +1,198 @@
+"""The training loop: epochs with a progress bar, metrics, a checkpoint every epoch, exact resume, NaN guard.
+
+Run folder (`RunConfig.out`):
+
+* ``config.toml``: the resolved configuration;
+* ``metrics.jsonl`` and ``metrics.csv``: one row per epoch (see `Trainer.epoch_metrics`);
+* ``checkpoints/epoch-NNNN.pt``: model, optimiser, scheduler, metrics so far, and every RNG state (torch, numpy,
+  Python, the data-order generator) after epoch NNNN;
+* ``curves.png``: training curves, drawn when the run ends (also when it stops on a NaN).
+
+Resuming loads the newest checkpoint and continues from the next epoch with the same RNG states, so an
+interrupted and resumed run gives the same metrics as an uninterrupted one with the same seed (given the same
+number of torch threads).
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cosim.train.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
+                                    set_rng_state, write_atomic, write_metrics)
+from cosim.train.config import ConfigError, TrainConfig, config_from_dict, differences, to_toml
+from cosim.train.models import build_model
+from cosim.train.plots import plot_curves
+from cosim.train.tasks import Sums, layer_names, make_task, spike_counts
+
+RESUMABLE_CHANGES = ("run.epochs", "run.threads")
+"""Config fields that may differ between a run and its resumption."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+class Trainer:
+    """One training run of `cfg`: `fit()` trains up to cfg.run.epochs, resuming if asked to.
+
+    Args:
+        cfg: the configuration.
+        resume: continue the run in cfg.run.out from its newest checkpoint; without it the run folder must not
+            hold a run already.
+        progress: show a tqdm progress bar per epoch.
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run.out)
+        self.progress = progress
+        checkpoint = self._checkpoint_to_resume(resume)
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
+        self.task = make_task(cfg.data)
+        torch.manual_seed(cfg.run.seed)
+        np.random.seed(cfg.run.seed)
+        random.seed(cfg.run.seed)
+        self.model = build_model(cfg.model, self.task.n_inputs, self.task.n_outputs)
+        o = cfg.optimiser
+        self.optimiser = torch.optim.Adamax(self.model.parameters(), lr=o.lr, betas=o.betas)
+        self.scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimiser, factor=o.plateau_factor, patience=o.plateau_patience, min_lr=o.min_lr)
+            if o.scheduler == "plateau" else None)
+        self.order = torch.Generator().manual_seed(cfg.run.seed)
+        """Draws the order of the training samples, one permutation per epoch."""
+        self.history: list[dict[str, Any]] = []
+        """Metrics of the epochs done, one dict per epoch."""
+        self.epoch = 0
+        """Epochs done."""
+        if checkpoint is not None:
+            self._restore(load_checkpoint(checkpoint))
+
+    def _checkpoint_to_resume(self, resume: bool) -> Path | None:
+        config_file = self.run_dir / "config.toml"
+        latest = latest_checkpoint(self.run_dir)
+        if not resume:
+            if latest is not None or (self.run_dir / "metrics.jsonl").exists():
+                raise FileExistsError(f"run folder {self.run_dir} already holds a run: resume it (--resume) or "
+                                      "choose another run.out (--out)")
+            return None
+        if not config_file.is_file():
+            raise FileNotFoundError(f"cannot resume: no config.toml in {self.run_dir}")
+        saved = config_from_dict(tomllib.loads(config_file.read_text()), where=str(config_file))
+        changed = [key for key in differences(saved, self.cfg) if key not in RESUMABLE_CHANGES]
+        if changed:
+            raise ConfigError(f"cannot resume {self.run_dir} with a different configuration: {', '.join(changed)} "
+                             f"differ from its config.toml (only {', '.join(RESUMABLE_CHANGES)} may change)")
+        return latest
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.order.set_state(state["order"])
+        set_rng_state(state["rng"])
+        self.history = list(state["history"])
+        self.epoch = state["epoch"]
+
+    def _state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "order": self.order.get_state(), "rng": rng_state(), "history": self.history}
+
+    def fit(self) -> list[dict[str, Any]]:
+        """Train the remaining epochs; the metrics of all epochs. TrainingDiverged on NaN/inf."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.run_dir / "config.toml", to_toml(self.cfg))
+        try:
+            while self.epoch < self.cfg.run.epochs:
+                row = self.epoch_metrics(self.epoch + 1)
+                self.epoch += 1
+                self.history.append(row)
+                if self.progress:
+                    tqdm.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+                save_checkpoint(checkpoint_path(self.run_dir, self.epoch), self._state())
+                write_metrics(self.run_dir, self.history)
+        finally:
+            if self.history:
+                plot_curves(self.history, self.run_dir / "curves.png",
+                            title=f"{self.cfg.model.network} ({self.cfg.model.neuron}, bits {self.cfg.model.bits}): "
+                                  f"{self.task.source}")
+        return self.history
+
+    def epoch_metrics(self, epoch: int) -> dict[str, Any]:
+        """Train one epoch and evaluate: the epoch's metrics row.
+
+        Keys: epoch; lr (during the epoch); train_loss (and train_accuracy) averaged over the epoch's updates;
+        <split>_loss, <split>_accuracy for each evaluated split; rate_<layer>_hz, the mean spike rate per neuron
+        of each spiking layer over the training epoch, Hz (spikes per coarse step / dt); epoch_seconds (training
+        and evaluation wall time).
+        """
+        start = time.perf_counter()
+        lr = self.optimiser.param_groups[0]["lr"]
+        train, spikes = self._train_epoch(epoch)
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr}
+        row.update({f"train_{key}": value for key, value in self.task.metrics(train).items()})
+        for split in self.task.eval_splits:
+            row.update({f"{split}_{key}": value for key, value in self.task.metrics(self.evaluate(split)).items()})
+        for layer in layer_names(spikes):
+            row[f"rate_{layer}_hz"] = spikes[layer] / max(1, spikes[f"{layer}_slots"]) / self.cfg.model.dt
+        row["epoch_seconds"] = time.perf_counter() - start
+        bad = [key for key, value in row.items() if isinstance(value, float) and not math.isfinite(value)]
+        if bad:
+            raise TrainingDiverged(self._stopped(epoch, f"after training, {', '.join(bad)} not finite ({row})"))
+        if self.scheduler is not None:
+            self.scheduler.step(row[self.cfg.optimiser.plateau_metric])
+        return row
+
+    def _train_epoch(self, epoch: int) -> tuple[Sums, Sums]:
+        self.model.train()
+        sums, spikes = Sums(), Sums()
+        size = self.cfg.data.batch_size
+        bar = tqdm(self.task.batches("train", size, self.order), total=self.task.n_batches("train", size),
+                   desc=f"epoch {epoch}/{self.cfg.run.epochs}", unit="batch", disable=not self.progress,
+                   leave=False)
+        for index, batch in enumerate(bar, start=1):
+            self.optimiser.zero_grad(set_to_none=True)
+            output = self.model(batch.inputs)
+            loss = self.task.loss(output, batch)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(self._stopped(epoch, f"batch {index}: the loss is {loss.item()}"))
+            loss.backward()
+            for name, param in self.model.named_parameters():
+                if param.grad is not None and not torch.isfinite(param.grad).all():
+                    bad = int((~torch.isfinite(param.grad)).sum())
+                    raise TrainingDiverged(self._stopped(
+                        epoch, f"batch {index}: the gradient of {name} has {bad} non-finite value(s)"))
+            self.optimiser.step()
+            sums += self.task.sums(output, batch)
+            spikes += spike_counts(output, batch.mask)
+            bar.set_postfix(loss=f"{sums['loss_sum'] / max(1, sums['count']):.4f}")
+        return sums, spikes
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> Sums:
+        """Loss and accuracy sums of the current model on `split`."""
+        self.model.eval()
+        sums = Sums()
+        for batch in self.task.batches(split, self.cfg.data.eval_batch_size):
+            sums += self.task.sums(self.model(batch.inputs), batch)
+        return sums
+
+    def _stopped(self, epoch: int, what: str) -> str:
+        last = latest_checkpoint(self.run_dir)
+        kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written (first epoch)"
+        return f"training stopped in epoch {epoch}, {what}; {kept}. Lower optimiser.lr or check the data."
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Train cfg (resuming its run folder if asked): the metrics of every epoch."""
+    return Trainer(cfg, resume=resume, progress=progress).fit()

@@ -1,0 +1,131 @@
+"""The paper's two networks (REFERENCE.md section 4) as thin nn.Module shells over cosim's layers.
+
+Both take batch-first inputs [batch, steps, channels] (as `cosim.data` yields them), run time-major inside
+(one data step per coarse step of the neurons) and return a `ModelOutput`: the task's logits and the spike
+trains of every spiking layer (for rates and, later, for SPICE verification).
+
+Synaptic current gain: the device neurons (FeLIF) see `ModelConfig.current_scale` amperes per weight unit.
+The shipped configs use 50 nA per unit, which puts the typical FeLIF input of both networks at initialisation
+in the 0.5-100 nA window of REFERENCE.md's sanity numbers (checked in tests/train/test_models.py):
+
+* music: about 3.9 of the 54 keys sound per step (JSB), weights uniform[0, sqrt(1/150)] -> 0.16 units -> median
+  8 nA (10-90 %: 5-11 nA); about 20 % of the FeLIF neurons spike per step;
+* tactile: ~28 % of the 256 hidden LIF neurons spike per step into weights of about +-1/16 -> median |I| 9 nA
+  (10-90 %: 0.5-26 nA); about 15 % of the output neurons spike per step.
+
+The LIF baseline (`neuron = "lif"`) takes the same inputs in weight units directly.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from cosim.felif.layer import FeLIFLayer
+from cosim.felif.physics import FeLIFParameters
+from cosim.felif.step import StepConfig
+from cosim.felif.variability import device_to_device
+from cosim.snn.lif import LIF
+from cosim.snn.synapses import QuantizedLinear
+from cosim.train.config import ModelConfig
+
+
+class ModelOutput(NamedTuple):
+    """What a network returns for one batch."""
+
+    logits: torch.Tensor
+    """Music: next-step key logits [batch, steps, keys]; tactile: output spike counts [batch, classes]."""
+    spikes: dict[str, torch.Tensor]
+    """Spike trains of each spiking layer by name, 0/1 [steps, batch, neurons]."""
+
+
+def felif_parameters(cfg: ModelConfig, n: int) -> FeLIFParameters:
+    """FeLIF parameters of `n` neurons: the defaults with cfg.v_thr, and device-to-device variability if any
+    (drawn from torch's global RNG)."""
+    params = FeLIFParameters(v_thr=cfg.v_thr)
+    if cfg.variability_sigma > 0:
+        params = device_to_device(params, n, cfg.variability_sigma)
+    return params
+
+
+def device_neurons(cfg: ModelConfig, n: int) -> nn.Module:
+    """The device neuron layer of a network: `n` FeLIF neurons (cfg.method) or the LIF baseline."""
+    if cfg.neuron == "lif":
+        return LIF(n)
+    step = StepConfig(dt=cfg.dt, h=cfg.h, surrogate=cfg.surrogate, beta=cfg.beta, rate_grad=cfg.rate_grad,
+                      integrator=cfg.integrator)
+    return FeLIFLayer(n, felif_parameters(cfg, n), step, method=cfg.method,
+                      current_scale=cfg.current_scale)
+
+
+def _check_input(name: str, x: torch.Tensor, channels: int) -> None:
+    if x.dim() != 3 or x.shape[-1] != channels:
+        raise ValueError(f"{name} expects inputs [batch, steps, {channels}], got {tuple(x.shape)}")
+
+
+class MusicPredictor(nn.Module):
+    """keys -> `hidden` device neurons (no recurrence) -> linear readout with bias: logits of the next step.
+
+    Input synapses are non-negative at initialisation (uniform[0, sqrt(1/hidden)]) and quantised to cfg.bits;
+    the readout is a float layer.
+    """
+
+    def __init__(self, n_keys: int, cfg: ModelConfig):
+        super().__init__()
+        self.n_keys = n_keys
+        self.synapses = QuantizedLinear(n_keys, cfg.hidden, bits=cfg.bits, bias=False)
+        with torch.no_grad():
+            self.synapses.weight.uniform_(0.0, math.sqrt(1.0 / cfg.hidden))
+        self.neurons = device_neurons(cfg, cfg.hidden)
+        self.readout = nn.Linear(cfg.hidden, n_keys)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        """`ModelOutput` for keys x [batch, steps, keys] (0/1)."""
+        _check_input("MusicPredictor", x, self.n_keys)
+        spikes = self.neurons(self.synapses(x.transpose(0, 1)))
+        return ModelOutput(self.readout(spikes).transpose(0, 1), {"hidden": spikes})
+
+
+class TactileClassifier(nn.Module):
+    """Encoding (channels tiled cfg.encoding_repeat times, trainable gain and bias, LIF) -> quantised linear ->
+    `hidden` LIF -> quantised linear -> `n_classes` device neurons; logits are the output spike counts.
+
+    The encoding gains start uniform in [0.5, 2] and the biases uniform in [-0.5, 0.5] so that the copies of a
+    channel differ from the start.
+    """
+
+    def __init__(self, n_channels: int, n_classes: int, cfg: ModelConfig):
+        super().__init__()
+        self.n_channels = n_channels
+        self.repeat = cfg.encoding_repeat
+        n_encoding = n_channels * cfg.encoding_repeat
+        self.gain = nn.Parameter(torch.empty(n_encoding).uniform_(0.5, 2.0))
+        self.bias = nn.Parameter(torch.empty(n_encoding).uniform_(-0.5, 0.5))
+        self.encoding = LIF(n_encoding)
+        self.hidden_synapses = QuantizedLinear(n_encoding, cfg.hidden, bits=cfg.bits, bias=False)
+        self.hidden = LIF(cfg.hidden, learn_decay=True)
+        self.output_synapses = QuantizedLinear(cfg.hidden, n_classes, bits=cfg.bits, bias=False)
+        self.output = device_neurons(cfg, n_classes)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        """`ModelOutput` for z-scored taxel signals x [batch, steps, channels]."""
+        _check_input("TactileClassifier", x, self.n_channels)
+        encoded = self.encoding(self.gain * x.transpose(0, 1).repeat(1, 1, self.repeat) + self.bias)
+        hidden = self.hidden(self.hidden_synapses(encoded))
+        output = self.output(self.output_synapses(hidden))
+        return ModelOutput(output.sum(0), {"encoding": encoded, "hidden": hidden, "output": output})
+
+
+def build_model(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> nn.Module:
+    """The network cfg.network for `n_inputs` channels and `n_outputs` keys or classes.
+
+    Initial weights and device variability are drawn from torch's global RNG: seed it first.
+    """
+    if cfg.network == "music":
+        if n_outputs != n_inputs:
+            raise ValueError(f"the music predictor predicts its own inputs: n_outputs ({n_outputs}) must equal "
+                             f"n_inputs ({n_inputs})")
+        return MusicPredictor(n_inputs, cfg)
+    return TactileClassifier(n_inputs, n_outputs, cfg)

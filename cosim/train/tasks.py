@@ -1,0 +1,180 @@
+"""The two learning tasks: their data, batches, loss and metrics.
+
+A task turns a `DataConfig` into batches (`Batch`, batch first) and a model's `ModelOutput` into a loss and
+into sums (`Sums`) from which split metrics are computed exactly, whatever the batch boundaries.
+
+* music (JSB or music21 chorales): sigmoid binary cross-entropy of the next step's keys, averaged over keys and
+  time after `warmup_steps`; accuracy is the frame-level accuracy of Bay et al. (2009), TP / (TP + FP + FN)
+  over all (step, key) cells after the warm-up, keys predicted on at probability > 0.5.
+* tactile (Braille, real or SYNTHETIC): softmax cross-entropy of the output spike counts; accuracy is the
+  fraction of samples whose largest count is the label (ties go to the lowest class index).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterator, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from cosim.data import (LETTERS, BrailleSplit, PianoRollDataset, load_braille_raw, load_jsb, load_music21_chorales,
+                        pad_next_step, preprocess_braille, synthetic_braille_data)
+from cosim.train.config import DataConfig
+from cosim.train.models import ModelOutput
+
+
+class Batch(NamedTuple):
+    """One batch, batch first."""
+
+    inputs: torch.Tensor
+    """[batch, steps, channels] float32."""
+    targets: torch.Tensor
+    """Music: next-step keys [batch, steps, keys] 0/1; tactile: class labels [batch] int64."""
+    mask: torch.Tensor
+    """[batch, steps] bool: real steps (False on the zero padding of shorter chorales)."""
+
+
+Sums = Counter
+"""Additive per-split statistics (loss_sum, count, and the task's accuracy counts)."""
+
+
+def _first(n: int, available: int) -> int:
+    return available if n == 0 else min(n, available)
+
+
+class MusicTask:
+    """Next-step prediction of chorale piano rolls."""
+
+    eval_splits = ("valid", "test")
+    """Splits evaluated after every epoch."""
+
+    def __init__(self, cfg: DataConfig):
+        splits = load_jsb(cfg.path) if cfg.dataset == "jsb" else load_music21_chorales()
+        self.cfg = cfg
+        self.splits: dict[str, PianoRollDataset] = {"train": splits.train, "valid": splits.valid, "test": splits.test}
+        self.sizes = {"train": _first(cfg.train_subset, len(splits.train)),
+                      "valid": _first(cfg.valid_subset, len(splits.valid)),
+                      "test": _first(cfg.test_subset, len(splits.test))}
+        self.source: str = splits.source
+        """Where the data came from, in words."""
+        self.n_inputs = self.n_outputs = splits.train.n_keys
+        for name, size in self.sizes.items():
+            if size == 0:
+                raise ValueError(f"{self.source}: the {name} split is empty")
+
+    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """Padded batches of `split` (its first `sizes[split]` chorales): shuffled with `generator` if given,
+        else longest first (chorales of similar length together: less padding)."""
+        data = self.splits[split]
+        n = self.sizes[split]
+        if generator is not None:
+            order = torch.randperm(n, generator=generator).tolist()
+        else:
+            order = sorted(range(n), key=lambda i: -len(data.rolls[i]))
+        for start in range(0, n, batch_size):
+            padded = pad_next_step([data[i] for i in order[start:start + batch_size]])
+            yield Batch(padded.inputs, padded.targets, padded.mask)
+
+    def n_batches(self, split: str, batch_size: int) -> int:
+        return -(-self.sizes[split] // batch_size)
+
+    def _loss_mask(self, batch: Batch) -> torch.Tensor:
+        mask = batch.mask.clone()
+        mask[:, :self.cfg.warmup_steps] = False
+        return mask
+
+    def loss(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        """Mean BCE over keys and the steps after the warm-up (0 if the batch has none)."""
+        mask = self._loss_mask(batch)
+        bce = F.binary_cross_entropy_with_logits(output.logits, batch.targets, reduction="none")
+        return (bce * mask.unsqueeze(-1)).sum() / max(1, int(mask.sum()) * batch.targets.shape[-1])
+
+    def sums(self, output: ModelOutput, batch: Batch) -> Sums:
+        """BCE sum, cell count, true/false positives and false negatives after the warm-up."""
+        mask = self._loss_mask(batch).unsqueeze(-1)
+        logits = output.logits.detach()
+        bce = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none")
+        predicted, actual = logits > 0, batch.targets > 0.5
+        return Sums(loss_sum=float((bce * mask).sum()), count=int(mask.sum()) * batch.targets.shape[-1],
+                    tp=int((predicted & actual & mask).sum()), fp=int((predicted & ~actual & mask).sum()),
+                    fn=int((~predicted & actual & mask).sum()))
+
+    @staticmethod
+    def metrics(sums: Sums) -> dict[str, float]:
+        """loss (mean BCE per cell) and accuracy (TP / (TP + FP + FN))."""
+        hits = sums["tp"] + sums["fp"] + sums["fn"]
+        return {"loss": sums["loss_sum"] / max(1, sums["count"]),
+                "accuracy": sums["tp"] / hits if hits else 0.0}
+
+
+class TactileTask:
+    """Braille letter classification from taxel signals."""
+
+    eval_splits = ("test",)
+    """Splits evaluated after every epoch (the Braille task has no validation split)."""
+
+    def __init__(self, cfg: DataConfig):
+        if cfg.dataset == "braille":
+            data = preprocess_braille(load_braille_raw(cfg.path), seed=cfg.split_seed, source=cfg.path)
+        else:
+            data = synthetic_braille_data(cfg.synthetic_per_class, seed=cfg.synthetic_seed, split_seed=cfg.split_seed)
+        self.cfg = cfg
+        self.splits: dict[str, BrailleSplit] = {
+            name: BrailleSplit(split.inputs[:n], split.labels[:n])
+            for name, split, n in (("train", data.train, _first(cfg.train_subset, len(data.train))),
+                                   ("test", data.test, _first(cfg.test_subset, len(data.test))))}
+        self.sizes = {name: len(split) for name, split in self.splits.items()}
+        self.source: str = data.source
+        """Where the data came from, in words (says SYNTHETIC for generated data)."""
+        self.n_inputs, self.n_outputs = data.channels, len(LETTERS)
+        for name, size in self.sizes.items():
+            if size == 0:
+                raise ValueError(f"{self.source}: the {name} split is empty")
+
+    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """Batches of `split` (its first `sizes[split]` samples), shuffled with `generator` if given."""
+        batches = self.splits[split].batches(batch_size, shuffle=generator is not None, generator=generator)
+        for inputs, labels in batches:
+            yield Batch(inputs, labels, torch.ones(inputs.shape[:2], dtype=torch.bool))
+
+    def n_batches(self, split: str, batch_size: int) -> int:
+        return -(-self.sizes[split] // batch_size)
+
+    def loss(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        """Mean softmax cross-entropy of the spike counts."""
+        return F.cross_entropy(output.logits, batch.targets)
+
+    def sums(self, output: ModelOutput, batch: Batch) -> Sums:
+        """Cross-entropy sum, sample count and correct predictions."""
+        logits = output.logits.detach()
+        return Sums(loss_sum=float(F.cross_entropy(logits, batch.targets, reduction="sum")),
+                    count=len(batch.targets), correct=int((logits.argmax(1) == batch.targets).sum()))
+
+    @staticmethod
+    def metrics(sums: Sums) -> dict[str, float]:
+        """loss (mean cross-entropy) and accuracy (fraction correct)."""
+        n = max(1, sums["count"])
+        return {"loss": sums["loss_sum"] / n, "accuracy": sums["correct"] / n}
+
+
+Task = MusicTask | TactileTask
+
+
+def make_task(cfg: DataConfig) -> Task:
+    """The task of cfg.dataset, its data loaded."""
+    return MusicTask(cfg) if cfg.dataset in ("music21", "jsb") else TactileTask(cfg)
+
+
+def spike_counts(output: ModelOutput, mask: torch.Tensor) -> Sums:
+    """Spikes of each layer on the real steps (key "<layer>") and neuron-steps (key "<layer>_slots")."""
+    real = mask.transpose(0, 1).unsqueeze(-1).to(torch.float32)  # [steps, batch, 1]
+    sums = Sums()
+    for name, spikes in output.spikes.items():
+        sums[name] = float((spikes.detach() * real).sum())
+        sums[f"{name}_slots"] = int(real.sum()) * spikes.shape[-1]
+    return sums
+
+
+def layer_names(sums: Sums) -> Sequence[str]:
+    """The layers counted in `spike_counts` sums."""
+    return [key[:-len("_slots")] for key in sums if key.endswith("_slots")]
