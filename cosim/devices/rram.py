@@ -37,13 +37,17 @@ spreads) that the surrogate fitting and the verification export consume.
 
 Write-verify
 ------------
-Incremental step pulse programming with verify (`WriteVerifyConfig`): starting from the fully reset state, a
-device gets 10 ns pulses followed by a read at v_read; below the target band it gets a set pulse (positive),
-above it a reset pulse (negative); the amplitude starts at 1.15 V and grows by 30 mV per pulse in the same
-direction, restarting after each change of direction; a device whose read falls in ``target +- tolerance`` is
-done. The pulses and reads are simulated (ngspice, the full model), the decisions are taken in Python, as the
-digital controller of a programming circuit would; each round simulates one pulse + read for every device
-still programming, in chunks through `cosim.spice.run_many`.
+Incremental step pulse programming with verify (`WriteVerifyConfig`) of a 1T1R cell: the select transistor is
+a 1 kohm series resistance. Starting from the fully reset state, a cell gets 10 ns pulses, each followed by a
+read at v_read; below the target band it gets a set pulse (positive), above it a reset pulse (negative); the
+amplitude starts at 1.2 V and grows by 40 mV per pulse in the same direction, restarting after each change of
+direction; a cell whose read falls in ``target +- tolerance`` is done. The series resistance matters: set in
+this model is abrupt (the field enhancement and the Joule heating grow as the gap closes), and without it one
+set pulse past threshold runs the device to its low-resistance bound (~2 mS at ~70 mA); with it the set is
+self-limiting and gradual. The verify read converts the measured cell current at the device voltage to the
+device's chord conductance at v_read (`verified_conductance`). The pulses and reads are simulated (full model),
+the decisions are taken in Python, as the digital controller of a programming circuit would; each round
+simulates one pulse + read for every cell still programming, in chunks through `cosim.spice.run_many`.
 """
 from __future__ import annotations
 
@@ -364,16 +368,18 @@ class WriteVerifyConfig:
     """Rise and fall time of pulses and reads, s."""
     read_time: float = 10e-9
     """Duration of the verify read after each pulse (sampled at its end), s."""
-    v_start: float = 1.15
+    v_start: float = 1.2
     """Amplitude of the first pulse after a change of direction, V (set: +, reset: -)."""
-    v_step: float = 0.03
+    v_step: float = 0.04
     """Amplitude increment per further pulse in the same direction, V."""
-    v_max: float = 1.6
+    v_max: float = 3.0
     """Largest pulse amplitude, V."""
     max_pulses: int = 100
     """A device not in its band after this many pulses is reported as not converged."""
     devices_per_job: int = 256
     """Devices simulated side by side in one netlist."""
+    r_series: float = 1e3
+    """On-resistance of the cell's select transistor (1T1R), in series with the device, ohm; 0: a 1R cell."""
 
     def __post_init__(self) -> None:
         for name in ("pulse_width", "edge", "read_time", "v_start", "v_step", "v_max"):
@@ -381,6 +387,8 @@ class WriteVerifyConfig:
                 raise ValueError(f"WriteVerifyConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.v_max < self.v_start:
             raise ValueError(f"WriteVerifyConfig: v_max {self.v_max} V < v_start {self.v_start} V")
+        if self.r_series < 0:
+            raise ValueError(f"WriteVerifyConfig.r_series must be >= 0 ohm, got {self.r_series}")
         if self.max_pulses < 1 or self.devices_per_job < 1:
             raise ValueError("WriteVerifyConfig: max_pulses and devices_per_job must be >= 1")
 
@@ -399,20 +407,29 @@ class WriteVerifyConfig:
 
 def _round_job(devices: list[RRAMParameters], amplitudes: np.ndarray, v_read: float, config: WriteVerifyConfig,
                simulator: Simulator, label: str):
-    """One simulation: each device gets its pulse then a read; outputs its final gap (nm) and source current."""
+    """One simulation: each cell gets its pulse then a read. Outputs per cell k: the final gap ``v(x<k>.gap)``
+    (nm), the source current ``i(vp<k>)`` and the device voltage ``v(te<k>)``."""
     from cosim.spice import SimJob, Tran
-    from cosim.spice.elements import Pwl, VoltageSource
+    from cosim.spice.elements import Pwl, Resistor, VoltageSource
 
     elements = []
     outputs = []
     for k, (device, amplitude) in enumerate(zip(devices, amplitudes)):
-        elements.append(VoltageSource(f"Vp{k}", f"n{k}", "0", waveform=Pwl(config.waveform(float(amplitude), v_read))))
-        elements.append(RRAMDevice(f"X{k}", f"n{k}", "0", device))
-        outputs += [f"v(x{k}.gap)", f"i(vp{k})"]
-    stop = config.duration
+        drive = f"n{k}" if config.r_series > 0 else f"te{k}"
+        elements.append(VoltageSource(f"Vp{k}", drive, "0", waveform=Pwl(config.waveform(float(amplitude), v_read))))
+        if config.r_series > 0:
+            elements.append(Resistor(f"Rs{k}", drive, f"te{k}", config.r_series))
+        elements.append(RRAMDevice(f"X{k}", f"te{k}", "0", device))
+        outputs += [f"v(x{k}.gap)", f"i(vp{k})", f"v(te{k})"]
     return SimJob(circuit=device_circuit(tuple(elements), simulator, title="rram write-verify round"),
-                  analysis=Tran(stop=stop, step=config.edge, max_step=config.edge),
+                  analysis=Tran(stop=config.duration, step=config.edge, max_step=config.edge),
                   outputs=tuple(outputs), simulator=simulator, name=label)
+
+
+def verified_conductance(i_cell: np.ndarray, v_device: np.ndarray, v_read: float, v0: np.ndarray) -> np.ndarray:
+    """Device chord conductance at `v_read`, S, from a verify read of cell current `i_cell` (A) at device
+    voltage `v_device` (V, below v_read by the series drop): the read law I ~ sinh(V/v0) carries it to v_read."""
+    return i_cell / np.sinh(v_device / v0) * np.sinh(v_read / v0) / v_read
 
 
 @dataclass
@@ -563,9 +580,10 @@ def program_levels(n_devices: int, seed: int, mapping: LevelMapping = LevelMappi
                                    simulator, f"rram-wv-r{round_}-c{c}"))
         results = run_many(jobs, n_jobs=n_jobs, progress=False, raise_errors=True)
         for chunk, result in zip(chunks, results):
-            for j, k in enumerate(chunk):
-                gap[k] = float(result[f"v(x{j}.gap)"][-1]) * 1e-9
-                conductance[k] = -float(result[f"i(vp{j})"][-1]) / mapping.v_read
+            last = lambda name: np.array([result[name.format(j)][-1] for j in range(chunk.size)])  # noqa: E731
+            gap[chunk] = last("v(x{}.gap)") * 1e-9
+            conductance[chunk] = verified_conductance(-last("i(vp{})"), last("v(te{})"), mapping.v_read,
+                                                      np.array([devices[k].v0 for k in chunk]))
         pulses[active] = round_
         trajectories[active, round_] = conductance[active]
         error = conductance[active] - target[active]
@@ -582,3 +600,87 @@ def program_levels(n_devices: int, seed: int, mapping: LevelMapping = LevelMappi
     shape = (n_levels, n_devices)
     return ProgrammedLevels(mapping, conductance.reshape(shape), pulses.reshape(shape), done.reshape(shape),
                             trajectories.reshape(n_levels, n_devices, -1), seed)
+
+
+# ------------------------------------------------------------------------------------------- characterisation
+
+
+def characterize_rram(out: str | Path, quick: bool = False) -> dict:
+    """I-V loops (ngspice and VACASK, three sweep periods), write-verify Monte Carlo of the 8 levels,
+    programming trajectories and level histograms: data files, PNG plots and ``summary.json`` in `out`.
+
+    Summary: per-level ``mean_s`` and ``std_s`` (S), ``adjacent_overlap`` (fraction of devices past the midpoint
+    threshold, per adjacent pair) and its Gaussian estimate, the level mapping, the Verilog-A vs ngspice I-V
+    NRMSE. ``levels.npz``/``levels.json`` hold the programmed population (`ProgrammedLevels.load`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cosim.spice import run_many
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    periods = (20e-6, 100e-6, 500e-6)
+    jobs = [iv_loop_job(simulator=sim, period=p) for p in periods for sim in ("ngspice", "vacask")]
+    results = run_many(jobs, progress=False, raise_errors=True)
+    fig, (ax_lin, ax_log) = plt.subplots(1, 2, figsize=(11, 4.2))
+    iv_data, nrmse = {}, {}
+    for k, period in enumerate(periods):
+        ng, va = results[2 * k], results[2 * k + 1]
+        current = -ng["i(vin)"]
+        nrmse[f"{period:g}"] = float(np.sqrt(np.mean((current + np.interp(ng.x, va.x, va["i(vin)"])) ** 2))
+                                     / np.ptp(current))
+        iv_data[f"period_{period:g}_time"], iv_data[f"period_{period:g}_v_te"] = ng.x, ng["v(te)"]
+        iv_data[f"period_{period:g}_current"] = current
+        label = f"{period * 1e6:g} us sweep"
+        line, = ax_lin.plot(ng["v(te)"], current * 1e6, label=f"{label} (ngspice)")
+        ax_lin.plot(va["v(te)"], -va["i(vin)"] * 1e6, "--", color=line.get_color(), label=f"{label} (VACASK)")
+        ax_log.semilogy(ng["v(te)"], np.abs(current), color=line.get_color())
+    np.savez_compressed(out / "iv_loops.npz", **iv_data)
+    ax_lin.set(xlabel="device voltage (V)", ylabel="current (uA)", title="RRAM I-V loops (2 kohm series)")
+    ax_lin.legend(fontsize=7)
+    ax_log.set(xlabel="device voltage (V)", ylabel="|current| (A)", title="log scale")
+    fig.tight_layout()
+    fig.savefig(out / "iv_loops.png", dpi=120)
+    plt.close(fig)
+
+    levels = program_levels(32 if quick else 256, seed=0, progress=True)
+    levels.save(out / "levels")
+    mapping = levels.mapping
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for k in range(mapping.n_levels):
+        for d in range(min(4, levels.trajectories.shape[1])):
+            trace = levels.trajectories[k, d]
+            ax.plot(np.arange(trace.size), trace * 1e6, color=f"C{k}", lw=0.8)
+        ax.axhspan((mapping.levels_s[k] - mapping.tolerance_s) * 1e6, (mapping.levels_s[k] + mapping.tolerance_s) * 1e6,
+                   color=f"C{k}", alpha=0.15)
+    ax.set(xlabel="programming pulse", ylabel="verified conductance at v_read (uS)",
+           title="write-verify trajectories (4 devices per level; bands: targets +- tolerance)",
+           xlim=(0, int(levels.pulses.max()) + 1))
+    fig.tight_layout()
+    fig.savefig(out / "programming_trajectories.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    bins = np.linspace(mapping.levels_s[0] - mapping.spacing_s / 2, mapping.levels_s[-1] + mapping.spacing_s / 2,
+                       8 * mapping.n_levels + 1) * 1e6
+    for k in range(mapping.n_levels):
+        ax.hist(levels.conductance_s[k] * 1e6, bins=bins, color=f"C{k}", alpha=0.8,
+                label=f"L{k}: {levels.mean_s[k] * 1e6:.1f} +- {levels.std_s[k] * 1e6:.2f} uS")
+    for threshold in levels.thresholds_s:
+        ax.axvline(threshold * 1e6, color="k", lw=0.6, ls=":")
+    ax.set(xlabel=f"conductance at {mapping.v_read} V (uS)", ylabel="devices",
+           title=f"8 programmed levels, {levels.conductance_s.shape[1]} devices each (dotted: decision thresholds)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "level_histograms.png", dpi=120)
+    plt.close(fig)
+
+    summary = {**levels.summary(), "iv_nrmse_vacask_vs_ngspice": nrmse, "parameters": dict(RRAMParameters().spice_params()),
+               "variability": {"d2d": dict(RRAMVariability().d2d), "c2c_vel0": RRAMVariability().c2c_vel0},
+               "write_verify": dataclasses.asdict(WriteVerifyConfig())}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
