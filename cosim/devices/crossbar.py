@@ -39,6 +39,7 @@ The generator writes the netlist text directly (one line per element, no per-dev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -320,3 +321,128 @@ class Crossbar:
         return SimJob(circuit=self._circuit(body, f"crossbar {self.rows}x{self.cols} transient", includes),
                       analysis=analysis, outputs=outputs or default_outputs, simulator="ngspice", name=name,
                       timeout=3600.0)
+
+
+# ------------------------------------------------------------------------------------------- characterisation
+
+
+def _random_case(rows: int, cols: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform random weight levels -3..3 and inputs active with probability 1/2."""
+    return rng.integers(-3, 4, size=(rows, cols)), (rng.random(rows) < 0.5).astype(int)
+
+
+def characterize_crossbar(out: str | Path, quick: bool = False) -> dict:
+    """Crossbar column currents against the ideal dot product, error growth with array size under wire
+    resistance, and a spike-train transient: data files, PNG plots and ``summary.json`` in `out`.
+
+    Devices are drawn from a write-verify Monte Carlo (`cosim.devices.rram.program_levels`). Summary:
+    ``ideal_error_rel`` (largest relative bit-line current error against G*V with ideal wires: the circuit and
+    its read nonlinearity), ``dot_product_error_rel`` (mirrored outputs against the ideal quantised dot product:
+    adds the programming spread), ``error_by_size`` (relative output error per wire resistance and array size).
+    """
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cosim.devices.rram import program_levels
+    from cosim.spice import run_many
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    levels = program_levels(16 if quick else 64, seed=1, progress=True)
+    mapping = levels.mapping
+    config = CrossbarConfig()
+    unit = config.mirror_gain * mapping.v_read * mapping.weight_step_s
+
+    # 1. Ideal wires: every device sees its row voltage exactly.
+    rows, cols = (32, 8) if quick else (128, 27)
+    weights, spikes = _random_case(rows, cols, rng)
+    crossbar = Crossbar.from_weights(weights, levels, config, rng)
+    v_rows = config.v_read * spikes
+    # 2. Array size under wire resistance (27 columns: the output layer of the tactile network).
+    r_wires = (1.0,) if quick else (0.5, 1.0, 2.0)
+    sizes = (8, 16, 32, 64) if quick else (8, 16, 32, 64, 128, 256)
+    cases = {n: _random_case(n, 27, rng) for n in sizes}
+    size_bars = {(r, n): Crossbar.from_weights(cases[n][0], mapping, CrossbarConfig(r_wire=r))
+                 for r in r_wires for n in sizes}
+    jobs = [crossbar.op_job(v_rows, name="crossbar-ideal")]
+    jobs += [bar.op_job(config.v_read * cases[n][1], name=f"crossbar-r{r:g}-{n}x27")
+             for (r, n), bar in size_bars.items()]
+    results = run_many(jobs, progress=True, raise_errors=True)
+
+    ideal_result = results[0]
+    lines = np.array([ideal_result[f"i(vs{b})"] for b in range(2 * cols)])
+    outputs = np.array([ideal_result[f"i(vout{j})"] for j in range(cols)])
+    expected_lines = (crossbar.lines * v_rows[:, None]).sum(axis=0)  # G*V, G the chord conductance at v_read
+    dot = unit * (spikes @ weights)
+    ideal_error = float(np.max(np.abs(lines - expected_lines) / expected_lines))
+    dot_error = float(np.linalg.norm(outputs - dot) / np.linalg.norm(dot))
+
+    error_by_size: dict[str, dict[str, float]] = {}
+    for ((r, n), bar), result in zip(size_bars.items(), results[1:]):
+        simulated = np.array([result[f"i(vout{j})"] for j in range(27)])
+        ideal = bar.ideal_outputs(config.v_read * cases[n][1])
+        error_by_size.setdefault(f"{r:g}", {})[f"{n}x27"] = float(np.linalg.norm(simulated - ideal)
+                                                                   / np.linalg.norm(ideal))
+
+    # 3. A spike-train transient through a small array, with and without wires.
+    spike_bar = Crossbar.from_weights(*_random_case(32, 8, rng)[:1], levels, config, rng)
+    train = (rng.random((12, 32)) < 0.3).astype(int)
+    wired = Crossbar(spike_bar.g_plus, spike_bar.g_minus, CrossbarConfig(r_wire=1.0))
+    tran_ideal, tran_wired = run_many([spike_bar.tran_job(train), wired.tran_job(train)], progress=False,
+                                      raise_errors=True)
+    np.savez_compressed(out / "crossbar.npz", weights=weights, spikes=spikes, line_currents=lines,
+                        expected_line_currents=expected_lines, outputs=outputs, ideal_dot_product=dot,
+                        g_plus=crossbar.g_plus, g_minus=crossbar.g_minus, train=train, tran_time=tran_ideal.x,
+                        tran_outputs=np.array([tran_ideal[f"i(vout{j})"] for j in range(8)]),
+                        tran_time_wired=tran_wired.x,
+                        tran_outputs_wired=np.array([tran_wired[f"i(vout{j})"] for j in range(8)]))
+
+    fig, (ax_lines, ax_dot) = plt.subplots(1, 2, figsize=(11, 4.5))
+    ax_lines.plot(expected_lines * 1e6, lines * 1e6, ".", ms=4)
+    ax_lines.plot(expected_lines * 1e6, expected_lines * 1e6, "k-", lw=0.6)
+    ax_lines.set(xlabel="sum G V (uA)", ylabel="simulated bit-line current (uA)",
+                 title=f"{rows}x{cols} pairs, ideal wires: max error {ideal_error:.1e}")
+    ax_dot.plot(dot * 1e9, outputs * 1e9, ".", ms=5)
+    ax_dot.plot(dot * 1e9, dot * 1e9, "k-", lw=0.6)
+    ax_dot.set(xlabel="ideal quantised dot product x current per level (nA)", ylabel="neuron input current (nA)",
+               title=f"mirrored outputs (programmed devices): rel. error {dot_error:.2%}")
+    fig.tight_layout()
+    fig.savefig(out / "column_currents_vs_ideal.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for r, errors in error_by_size.items():
+        ax.loglog(sizes, [errors[f"{n}x27"] for n in sizes], "o-", label=f"{r} ohm per segment")
+    ax.set(xlabel="rows (27 columns)", ylabel="relative output error (IR drop)",
+           title="crossbar error growth with array size")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "error_vs_size.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    step_ideal = spike_bar.ideal_outputs(config.v_read * train)
+    t_steps = np.arange(train.shape[0] + 1) * config.dt
+    for j in range(3):
+        line, = ax.plot(tran_ideal.x * 1e3, tran_ideal[f"i(vout{j})"] * 1e9, label=f"column {j}")
+        ax.plot(tran_wired.x * 1e3, tran_wired[f"i(vout{j})"] * 1e9, "--", color=line.get_color())
+        ax.step(t_steps * 1e3, np.append(step_ideal[:, j], step_ideal[-1, j]) * 1e9, where="post",
+                color=line.get_color(), lw=0.5, alpha=0.6)
+    ax.set(xlabel="time (ms)", ylabel="neuron input current (nA)",
+           title="spike trains through a 32x8 array (solid: ideal wires, dashed: 1 ohm, thin: G*V)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "spike_transient.png", dpi=120)
+    plt.close(fig)
+
+    summary = {"ideal_error_rel": ideal_error, "dot_product_error_rel": dot_error, "ideal_case": f"{rows}x{cols}",
+               "error_by_size": error_by_size, "sizes": [f"{n}x27" for n in sizes],
+               "mirror_gain": config.mirror_gain, "v_read": config.v_read, "current_per_level_a": unit,
+               "read_model": config.read_model, "level_mapping": mapping.to_dict()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

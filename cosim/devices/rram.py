@@ -481,6 +481,14 @@ class ProgrammedLevels:
         mean, std, thr = self.mean_s, self.std_s, self.thresholds_s
         return (norm.sf((thr - mean[:-1]) / std[:-1]) + norm.cdf((thr - mean[1:]) / std[1:])) / 2
 
+    def weight_level_table(self) -> dict[str, list[float]]:
+        """Per weight level q = -w..w: mean and spread (std) of G+ and of G-, S; the fields of
+        `cosim.snn.synapses.ConductanceLevels`."""
+        pairs = [self.mapping.pair_levels(q) for q in range(-self.mapping.weight_max, self.mapping.weight_max + 1)]
+        mean, std = self.mean_s, self.std_s
+        return {"g_plus": [float(mean[p]) for p, _ in pairs], "g_minus": [float(mean[m]) for _, m in pairs],
+                "g_plus_spread": [float(std[p]) for p, _ in pairs], "g_minus_spread": [float(std[m]) for _, m in pairs]}
+
     def summary(self) -> dict:
         """JSON-ready key figures."""
         return {
@@ -494,6 +502,7 @@ class ProgrammedLevels:
             "converged_fraction": float(self.converged.mean()),
             "pulses_mean": self.pulses.mean(axis=1).tolist(),
             "pulses_max": self.pulses.max(axis=1).tolist(),
+            "weight_levels": self.weight_level_table(),
         }
 
     def sample_pairs(self, weights: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ import pytest
 from cosim.devices.rram import (LevelMapping, RRAMDevice, RRAMParameters, RRAMVariability, WriteVerifyConfig,
                                 chord_conductance, device_circuit, gap_for_conductance, iv_loop_job, program_levels,
                                 read_current)
+from cosim.snn.synapses import ConductanceLevels
 from cosim.spice import SimJob, Tran, run, run_many
 from cosim.spice.elements import VoltageSource
 
@@ -101,3 +102,8 @@ def test_write_verify_programs_eight_levels_with_under_one_percent_adjacent_over
     assert result.pulses.min() >= 1
     last = result.trajectories[0, 0, result.pulses[0, 0]]
     assert last == result.conductance_s[0, 0]
+    # The pair statistics feed the training's level table: its weight levels come out at -3..3.
+    table = ConductanceLevels(**{k: tuple(v) for k, v in result.weight_level_table().items()})
+    means, spreads = table.mean_spread()
+    assert np.allclose(means.numpy(), np.arange(-3, 4), atol=0.15)
+    assert np.all(spreads.numpy() > 0)
