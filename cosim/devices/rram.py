@@ -283,41 +283,21 @@ class LevelMapping:
 # ------------------------------------------------------------------------------------------------ simulation
 
 
-@dataclass(frozen=True)
-class RRAMDevice:
-    """A simulator-neutral instance of the full model (a `cosim.spice.elements` element).
+def rram_element(name: str, te: str, be: str, params: RRAMParameters, simulator: Simulator):
+    """The full model as an element of `simulator`'s circuit: subcircuit `rram` of netlists/rram.lib on
+    ngspice, module `rram` of models/rram.va on VACASK. Its gap (nm) is the vector ``gap_vector(element)``."""
+    from cosim.spice.elements import SubcircuitInstance, VerilogAInstance
 
-    ngspice: subcircuit `rram` of netlists/rram.lib (``X<name>``, gap in ``v(x<name>.gap)``, nm);
-    VACASK: Verilog-A module `rram` of models/rram.va with its parameters on a model card of its own.
-    """
+    if simulator == "ngspice":
+        return SubcircuitInstance(name, (te, be), "rram", params.spice_params())
+    if simulator == "vacask":
+        return VerilogAInstance(name, (te, be), "rram", params.spice_params())
+    raise ValueError(f"unknown simulator {simulator!r}; use 'ngspice' or 'vacask'")
 
-    name: str
-    """Instance name ("X" is prepended where missing)."""
-    te: str
-    """Top electrode node (positive V sets)."""
-    be: str
-    """Bottom electrode node."""
-    params: RRAMParameters = RRAMParameters()
-    """Device parameters (gap_ini sets the state at t = 0)."""
 
-    @property
-    def ref(self) -> str:
-        """Instance name on both simulators."""
-        return self.name if self.name[:1].lower() == "x" else "X" + self.name
-
-    def _assignments(self) -> str:
-        from cosim.spice.elements import number
-
-        return " ".join(f"{k}={number(v)}" for k, v in self.params.spice_params())
-
-    def ngspice(self) -> str:
-        return f"{self.ref} {self.te} {self.be} rram {self._assignments()}"
-
-    def vacask(self) -> str:
-        return f"model {self.ref}_model rram {self._assignments()}\n{self.ref} ({self.te} {self.be}) {self.ref}_model"
-
-    def vacask_preamble(self) -> tuple[str, ...]:
-        return ()
+def gap_vector(element) -> str:
+    """Result vector of the gap node (nm) of an `rram_element`, e.g. "v(xd.gap)"."""
+    return f"v({element.ref.lower()}.gap)"
 
 
 def device_circuit(elements: tuple, simulator: Simulator, netlist: str = "", title: str = "rram"):
@@ -348,7 +328,7 @@ def iv_loop_job(params: RRAMParameters = RRAMParameters(), simulator: Simulator 
     q = period / 4
     wave = Pwl(((0.0, 0.0), (q, v_set), (2 * q, 0.0), (3 * q, v_reset), (4 * q, 0.0)))
     elements = (VoltageSource("Vin", "in", "0", waveform=wave), Resistor("Rs", "in", "te", r_series),
-                RRAMDevice("Xdut", "te", "0", params))
+                rram_element("dut", "te", "0", params, simulator))
     step = period / points
     return SimJob(circuit=device_circuit(elements, simulator, title="rram I-V loop"),
                   analysis=Tran(stop=period, step=step, max_step=step),
@@ -407,8 +387,8 @@ class WriteVerifyConfig:
 
 def _round_job(devices: list[RRAMParameters], amplitudes: np.ndarray, v_read: float, config: WriteVerifyConfig,
                simulator: Simulator, label: str):
-    """One simulation: each cell gets its pulse then a read. Outputs per cell k: the final gap ``v(x<k>.gap)``
-    (nm), the source current ``i(vp<k>)`` and the device voltage ``v(te<k>)``."""
+    """One simulation: each cell gets its pulse then a read. Outputs per cell k, in this order: the gap (nm),
+    the source current ``i(vp<k>)`` and the device voltage ``v(te<k>)``."""
     from cosim.spice import SimJob, Tran
     from cosim.spice.elements import Pwl, Resistor, VoltageSource
 
@@ -419,8 +399,8 @@ def _round_job(devices: list[RRAMParameters], amplitudes: np.ndarray, v_read: fl
         elements.append(VoltageSource(f"Vp{k}", drive, "0", waveform=Pwl(config.waveform(float(amplitude), v_read))))
         if config.r_series > 0:
             elements.append(Resistor(f"Rs{k}", drive, f"te{k}", config.r_series))
-        elements.append(RRAMDevice(f"X{k}", f"te{k}", "0", device))
-        outputs += [f"v(x{k}.gap)", f"i(vp{k})", f"v(te{k})"]
+        elements.append(rram_element(f"d{k}", f"te{k}", "0", device, simulator))
+        outputs += [gap_vector(elements[-1]), f"i(vp{k})", f"v(te{k})"]
     return SimJob(circuit=device_circuit(tuple(elements), simulator, title="rram write-verify round"),
                   analysis=Tran(stop=config.duration, step=config.edge, max_step=config.edge),
                   outputs=tuple(outputs), simulator=simulator, name=label)
@@ -588,10 +568,10 @@ def program_levels(n_devices: int, seed: int, mapping: LevelMapping = LevelMappi
             jobs.append(_round_job(round_devices, pulse_v[offset:offset + chunk.size], mapping.v_read, config,
                                    simulator, f"rram-wv-r{round_}-c{c}"))
         results = run_many(jobs, n_jobs=n_jobs, progress=False, raise_errors=True)
-        for chunk, result in zip(chunks, results):
-            last = lambda name: np.array([result[name.format(j)][-1] for j in range(chunk.size)])  # noqa: E731
-            gap[chunk] = last("v(x{}.gap)") * 1e-9
-            conductance[chunk] = verified_conductance(-last("i(vp{})"), last("v(te{})"), mapping.v_read,
+        for chunk, job, result in zip(chunks, jobs, results):
+            final = np.array([result[name][-1] for name in job.outputs]).reshape(chunk.size, 3)
+            gap[chunk] = final[:, 0] * 1e-9
+            conductance[chunk] = verified_conductance(-final[:, 1], final[:, 2], mapping.v_read,
                                                       np.array([devices[k].v0 for k in chunk]))
         pulses[active] = round_
         trajectories[active, round_] = conductance[active]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cosim.devices.rram import (LevelMapping, RRAMDevice, RRAMParameters, RRAMVariability, WriteVerifyConfig,
-                                chord_conductance, device_circuit, gap_for_conductance, iv_loop_job, program_levels,
-                                read_current)
+from cosim.devices.rram import (LevelMapping, RRAMParameters, RRAMVariability, WriteVerifyConfig, chord_conductance,
+                                device_circuit, gap_for_conductance, gap_vector, iv_loop_job, program_levels,
+                                read_current, rram_element)
 from cosim.snn.synapses import ConductanceLevels
 from cosim.spice import SimJob, Tran, run, run_many
 from cosim.spice.elements import VoltageSource
@@ -32,13 +32,14 @@ def test_verilog_a_and_ngspice_subcircuit_give_the_same_switching_iv_loop():
 def test_read_current_matches_python_and_a_long_read_does_not_disturb_the_state(simulator):
     params = RRAMParameters(gap_ini=1.2e-9)
     read_time = 1e-3  # one coarse step of the crossbar
-    elements = (VoltageSource("Vr", "te", "0", dc=0.1), RRAMDevice("Xd", "te", "0", params))
+    device = rram_element("d", "te", "0", params, simulator)
+    elements = (VoltageSource("Vr", "te", "0", dc=0.1), device)
     job = SimJob(device_circuit(elements, simulator), Tran(stop=read_time, step=read_time / 50),
-                 outputs=("i(vr)", "v(xd.gap)"), simulator=simulator)
+                 outputs=("i(vr)", gap_vector(device)), simulator=simulator)
     result = run(job)
     expected = read_current(0.1, 1.2e-9, params)
     assert -result["i(vr)"][-1] == pytest.approx(expected, rel=1e-6)
-    assert abs(result["v(xd.gap)"][-1] - 1.2) < 1e-6  # nm: the gap does not move at the read voltage
+    assert abs(result[gap_vector(device)][-1] - 1.2) < 1e-6  # nm: the gap does not move at the read voltage
 
 
 def test_conductance_and_gap_are_inverse():
