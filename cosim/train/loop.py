@@ -118,7 +118,8 @@ class Trainer:
                 self.epoch += 1
                 self.history.append(row)
                 if self.progress:
-                    tqdm.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+                    tqdm.write(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in row.items()))
                 save_checkpoint(checkpoint_path(self.run_dir, self.epoch), self._state())
                 write_metrics(self.run_dir, self.history)
         finally:
