@@ -30,6 +30,7 @@ import resource
 import shlex
 import sys
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -69,9 +70,22 @@ def _reset_peak() -> bool:
     return True
 
 
-def _measure(shape: str, method: str, steps: int, threads: int, seed: int, bptt_backend: str) -> dict:
-    """Child process: one forward + backward of `method` on `shape`; memory and time."""
+def _child_environment() -> None:
+    """Before torch is imported in a child: idle OpenMP threads sleep instead of spinning.
+
+    The fused kernel's OpenMP runtime and torch's each keep a thread pool; with the default (spinning) wait
+    policy, the threads idling after one parallel region occupy the 2 cores while the other pool or the main
+    thread needs them. On this 2-core machine that made BRUNO's coarse-step ops 10-50x slower and compiled BPTT
+    about 2x slower. The same setting applies to every method; set OMP_WAIT_POLICY yourself to override it.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _measure(shape: str, method: str, steps: int, repeats: int, threads: int, seed: int, bptt_backend: str) -> dict:
+    """Child process: forward + backward of `method` on `shape`, `repeats` times: memory of the first pass, the
+    shortest time (the machine is shared: the minimum is the least disturbed run)."""
     os.environ["COSIM_BPTT_BACKEND"] = bptt_backend
+    _child_environment()
     import torch
 
     from cosim.felif.layer import FeLIFLayer
@@ -101,19 +115,23 @@ def _measure(shape: str, method: str, steps: int, threads: int, seed: int, bptt_
     peak_was_reset = _reset_peak()
     if not peak_was_reset:
         baseline = _maxrss_bytes()
-    t0 = time.perf_counter()
-    spikes = forward_backward(x)
-    seconds = time.perf_counter() - t0
-    peak = _maxrss_bytes()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        spikes = forward_backward(x)
+        times.append(time.perf_counter() - t0)
+        if len(times) == 1:
+            peak = _maxrss_bytes()
     grad = linear.weight.grad
-    return dict(shape=shape, method=method, steps=steps, seconds=seconds, setup_s=setup_s,
+    return dict(shape=shape, method=method, steps=steps, seconds=min(times), times=times, setup_s=setup_s,
                 mem_bytes=max(peak - baseline, 0), baseline_bytes=baseline, peak_was_reset=peak_was_reset,
-                spike_rate=float(spikes.mean()), grad_norm=float(grad.norm()),
+                spike_rate=float(spikes.detach().mean()), grad_norm=float(grad.norm()),
                 grad_finite=bool(torch.isfinite(grad).all()))
 
 
 def _kernel_rate(threads: int, repeats: int) -> dict:
-    """Child process: neuron-sub-steps per second of the fused fine forward (no neuron latches)."""
+    """Child process: neuron-sub-steps per second of the fused fine forward (no neuron latches), best call."""
+    _child_environment()
     import torch
 
     from cosim.felif.kernel import fine_forward
@@ -128,19 +146,41 @@ def _kernel_rate(threads: int, repeats: int) -> dict:
     p = -params.p_s + torch.rand(KERNEL_NEURONS, generator=gen) * 0.05
     i_in = torch.rand(KERNEL_NEURONS, generator=gen) * 1e-9
     fine_forward(FeLIFState(v, p), i_in, params, cfg)  # build / load
-    t0 = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        t0 = time.perf_counter()
         out = fine_forward(FeLIFState(v, p), i_in, params, cfg)
-    seconds = time.perf_counter() - t0
+        times.append(time.perf_counter() - t0)
     latched = int((out.v > params.v_thr).sum())
-    return dict(steps_per_s=KERNEL_NEURONS * cfg.substeps * repeats / seconds, neurons=KERNEL_NEURONS,
-                substeps=cfg.substeps, repeats=repeats, seconds=seconds, latched=latched)
+    return dict(steps_per_s=KERNEL_NEURONS * cfg.substeps / min(times), neurons=KERNEL_NEURONS,
+                substeps=cfg.substeps, repeats=repeats, times=times, latched=latched)
+
+
+def _child_main(conn, fn, args) -> None:
+    try:
+        conn.send(("ok", fn(*args)))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
 
 
 def _in_child(fn, *args) -> dict:
+    """fn(*args) in a fresh spawned process (its own memory high-water mark); its exception re-raised here."""
     ctx = mp.get_context("spawn")
-    with ctx.Pool(1, maxtasksperchild=1) as pool:
-        return pool.apply(fn, args)
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_main, args=(send, fn, args))
+    proc.start()
+    send.close()
+    try:
+        status, value = receive.recv()
+    except EOFError:
+        proc.join()
+        raise RuntimeError(f"benchmark child {fn.__name__}{args} died with exit code {proc.exitcode}") from None
+    proc.join()
+    if status == "error":
+        raise RuntimeError(f"benchmark child {fn.__name__}{args} failed:\n{value}")
+    return value
 
 
 def _plot(results: dict, path: Path) -> None:
@@ -171,7 +211,7 @@ def _plot(results: dict, path: Path) -> None:
 
 def _table(results: dict) -> list[str]:
     rows = ["| shape | method | steps | time, s | extra memory, MiB | vs BPTT time | vs BPTT memory | spike rate |"
-            " set-up, s |", "|---|---|---|---|---|---|---|---|---|"]
+            " set-up, s | gradient finite |", "|---|---|---|---|---|---|---|---|---|---|"]
     for shape in SHAPES:
         if shape not in results:
             continue
@@ -181,7 +221,7 @@ def _table(results: dict) -> list[str]:
             rel_t = f"{r['seconds'] / bptt['seconds']:.1%}" if bptt else "-"
             rel_m = f"{r['mem_bytes'] / bptt['mem_bytes']:.2%}" if bptt and bptt["mem_bytes"] else "-"
             rows.append(f"| {shape} | {method} | {r['steps']} | {r['seconds']:.3f} | {r['mem_bytes'] / 2**20:.2f} |"
-                        f" {rel_t} | {rel_m} | {r['spike_rate']:.3f} | {r['setup_s']:.1f} |")
+                        f" {rel_t} | {rel_m} | {r['spike_rate']:.3f} | {r['setup_s']:.1f} | {r['grad_finite']} |")
     return rows
 
 
@@ -193,6 +233,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--bptt-backend", default="compiled", choices=("compiled", "eager"),
                         help="BPTT sub-step backend (cosim.felif.baselines); compiled is the honest baseline")
+    parser.add_argument("--repeats", type=int, default=None, help="timed passes per run (default 3, quick 1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -203,7 +244,8 @@ def main() -> None:
     for shape, method in tqdm(jobs, desc="processes", unit="run"):
         spec = SHAPES[shape]
         steps = spec["quick_steps"] if args.quick else spec["steps"]
-        r = _in_child(_measure, shape, method, steps, args.threads, args.seed, args.bptt_backend)
+        repeats = args.repeats or (1 if args.quick else 3)
+        r = _in_child(_measure, shape, method, steps, repeats, args.threads, args.seed, args.bptt_backend)
         results.setdefault(shape, {"runs": {}})["runs"][method] = r
         tqdm.write(f"{shape:8s} {method:10s} {r['seconds']:8.3f} s {r['mem_bytes'] / 2**20:9.2f} MiB "
                    f"(set-up {r['setup_s']:.1f} s, spike rate {r['spike_rate']:.3f})")
@@ -218,7 +260,8 @@ def main() -> None:
     results["fine_kernel_steps_per_s"] = kernel["steps_per_s"]
     results["fine_kernel"] = kernel
     results["machine"] = dict(node=platform.node(), cpus=os.cpu_count(), threads=args.threads,
-                              bptt_backend=args.bptt_backend)
+                              bptt_backend=args.bptt_backend, load_average=os.getloadavg(),
+                              omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     results["command"] = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/bruno_vs_bptt.py", *sys.argv[1:]])
     results["date"] = datetime.datetime.now().isoformat(timespec="seconds")
 
@@ -239,14 +282,16 @@ def main() -> None:
 
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    name = "bruno_vs_bptt_quick" if args.quick else "bruno_vs_bptt"
+    name = "bruno_vs_bptt" + ("_quick" if args.quick else "") + ("_eager" if args.bptt_backend == "eager" else "")
     (out / f"{name}.json").write_text(json.dumps(results, indent=2))
     _plot(results, out / f"{name}.png")
     if not args.quick:
-        header = (f"\n## BRUNO vs BPTT (cosim.felif), {results['date']}\n\nMachine `{platform.node()}`, "
-                  f"{os.cpu_count()} CPUs, {args.threads} torch threads, BPTT backend {args.bptt_backend}; "
+        header = (f"\n## BRUNO vs BPTT (cosim.felif), {results['date']}\n\nMachine `{platform.node()}` (`uname -n`), "
+                  f"{os.cpu_count()} CPUs (shared; load average {os.getloadavg()[0]:.1f} at the end), {args.threads} torch "
+                  f"threads, OMP_WAIT_POLICY {results['machine']['omp_wait_policy']}, BPTT backend {args.bptt_backend}; "
                   f"`{results['command']}`. JSON: `benchmarks/results/{name}.json`, figure "
-                  f"`benchmarks/results/{name}.png`. Memory: peak resident minus the process after set-up.\n\n")
+                  f"`benchmarks/results/{name}.png`. Memory: peak resident minus the process after set-up; time: best of "
+                  f"{args.repeats or 3} forward + backward passes.\n\n")
         with open(HERE / "RESULTS.md", "a") as f:
             f.write(header + "\n".join(lines) + "\n")
 

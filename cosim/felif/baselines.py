@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 
 import torch
+from torch._dynamo.exc import BackendCompilerFailed
 from torch.utils.checkpoint import checkpoint
 
 from cosim.felif import physics
@@ -39,6 +40,11 @@ BPTT_BACKENDS = ("compiled", "eager")
 BPTT_CHUNK = 10
 """Most sub-steps per compiled graph. 10 was the fastest measured (1 is slower than eager: the compiled call's
 own overhead dominates; 20 runs no faster and takes twice as long to compile; 50 compiles for minutes)."""
+
+
+class BPTTCompileError(RuntimeError):
+    """The compiled BPTT backend could not be built (no C++ compiler, inductor failure)."""
+
 
 _compiled_substeps = torch.compile(latched_substeps, dynamic=False, fullgraph=True)
 
@@ -73,8 +79,15 @@ def bptt_step(
     live = ~(v > params.v_thr) & ~reset
     fine = FeLIFState(v, p)
     chunk = chunk_length(cfg.substeps)
-    for _ in range(cfg.substeps // chunk):
-        fine, live = run(fine, live, i_in, params, cfg.h, chunk, cfg.integrator)
+    try:
+        for _ in range(cfg.substeps // chunk):
+            fine, live = run(fine, live, i_in, params, cfg.h, chunk, cfg.integrator)
+    except BackendCompilerFailed as err:
+        reason = str(err).strip().splitlines()[0]
+        raise BPTTCompileError(
+            f"torch.compile of the BPTT sub-steps failed ({reason}); install a working C++ compiler (g++) or run "
+            "BPTT uncompiled: COSIM_BPTT_BACKEND=eager or bptt_step(..., backend='eager')"
+        ) from err
     new_state = physics.reset_state(fine, reset, params)
     return spike(new_state.v, params.v_thr, cfg), new_state
 
