@@ -44,7 +44,8 @@ class DataConfig:
     batch_size: int = 1
     """Samples per update (music: 1 chorale per update; tactile: 128)."""
     eval_batch_size: int = 64
-    """Samples per forward call when evaluating (speed only: the metrics do not depend on it)."""
+    """Samples per forward call when evaluating (speed and memory; with quantised synapses each call is one
+    stochastic draw of the weights)."""
     warmup_steps: int = 5
     """Music: the first steps of every chorale are left out of the loss and the metrics."""
     synthetic_per_class: int = 200
