@@ -19,12 +19,12 @@ def _outputs(result, crossbar: Crossbar) -> np.ndarray:
 
 
 @pytest.mark.parametrize("read_model", ["sinh", "linear"])
-def test_ideal_wires_give_g_times_v_and_the_weighted_sum(read_model):
+def test_ideal_wires_give_g_times_v_and_the_weighted_sum_at_full_size(read_model):
     rng = np.random.default_rng(0)
     mapping = LevelMapping()
-    weights = rng.integers(-3, 4, size=(32, 8))
+    weights = rng.integers(-3, 4, size=(256, 27))  # 13,824 devices
     crossbar = Crossbar.from_weights(weights, mapping, CrossbarConfig(read_model=read_model))
-    spikes = (rng.random(32) < 0.5).astype(int)
+    spikes = (rng.random(256) < 0.5).astype(int)
     result = run(crossbar.op_job(mapping.v_read * spikes))
     # Each bit line carries sum_i G_i v_i, G the chord conductance at v_read (the read nonlinearity accounted).
     expected_lines = (crossbar.lines * (mapping.v_read * spikes)[:, None]).sum(axis=0)
