@@ -29,10 +29,14 @@ does not move; tests/devices/test_rram.py checks this), so the devices use a fix
 - ``"sinh"``: the model's read current ``I = i0 exp(-g/g0) sinh(V/v0)`` at the programmed gap (subcircuit
   `rram_read` of netlists/rram.lib), nonlinearity included;
 - ``"linear"``: a resistor of the device's chord conductance at v_read. With ideal wires every device sees 0 or
-  v_read, where both models give the same current; with wire resistance devices see slightly less than v_read
-  and the linear model misses the curvature of sinh (a second-order effect: about 0.3 % of the IR-drop error
-  for a 5 % drop). It is the model for large transients: ngspice evaluates 13,824 behavioural sources
-  at ~1.7 us each per Newton iteration, resistors cost nothing.
+  v_read, where both models give the same current; with wire resistance devices see less than v_read and the
+  linear model misses the curvature of sinh, a small part of the IR-drop error (128 x 27 pairs, 1 ohm per
+  segment: 21.1 % output error linear, 21.5 % sinh). It is the model for large transients: ngspice evaluates
+  the 13,824 behavioural sources at ~1.7 us each per Newton iteration, resistors cost nothing.
+
+In a 1T1R array the select transistors are taken as fully on in a read (gate overdriven), their resistance
+negligible against the >= 12.5 kohm devices; only programming (`cosim.devices.rram.WriteVerifyConfig`) biases
+them as a 1 kohm compliance.
 
 The generator writes the netlist text directly (one line per element, no per-device objects).
 """
