@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cosim.devices.crossbar import Crossbar, CrossbarConfig
+from cosim.devices.crossbar import Crossbar, CrossbarConfig, NeuronBank
 from cosim.devices.rram import LevelMapping
 from cosim.spice import run, run_many
 
@@ -88,3 +88,18 @@ def test_bad_crossbar_parameters_are_rejected():
     crossbar = Crossbar.from_weights(np.array([[1, -1]]), mapping)
     with pytest.raises(ValueError, match="spikes"):
         crossbar.input_sources(np.array([[2]]))
+
+
+def test_mirrored_currents_feed_a_bank_of_neuron_subcircuits(tmp_path):
+    # The simplest "neuron": a capacitor integrating its input current, so v(in<j>) is the delivered charge / C.
+    library = tmp_path / "integrator.lib"
+    library.write_text(".subckt integrator in params: c=1e-12\nC1 in 0 {c}\n.ends integrator\n")
+    bank = NeuronBank("integrator", str(library), ports=("in",), params=(("c", 1e-9),))
+    rng = np.random.default_rng(3)
+    config = CrossbarConfig(dt=1e-4, edge=1e-6)
+    crossbar = Crossbar.from_weights(rng.integers(-3, 4, size=(16, 4)), LevelMapping(), config)
+    spikes = (rng.random((5, 16)) < 0.5).astype(int)
+    result = run(crossbar.tran_job(spikes, neurons=bank))
+    charge = crossbar.ideal_outputs(config.v_read * spikes).sum(axis=0) * config.dt  # edges: a few 1e-3 of it
+    final = np.array([result[f"v(in{j})"][-1] for j in range(4)])
+    assert np.allclose(final, charge / 1e-9, rtol=0.02, atol=0.02 * np.abs(charge / 1e-9).max())
