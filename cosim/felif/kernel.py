@@ -114,15 +114,6 @@ def coefficients(
     ).reshape(len(rows), -1)
 
 
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-
 @torch.no_grad()
 def fine_forward(
     state: FeLIFState,
@@ -144,10 +135,11 @@ def fine_forward(
     fine_step_function(cfg.integrator)  # clear error for an unknown integrator name
     v, p, i_in = torch.broadcast_tensors(state.v, state.p, i_in.to(state.v.dtype))
     if backend == "cpp" and v.device.type != "cpu":
-        _warn_once(f"no fused FeLIF kernel for {v.device.type} yet: using the slow torch fine loop")
+        warnings.warn(f"no fused FeLIF kernel for {v.device.type} yet: using the slow torch fine loop", RuntimeWarning)
         backend = "torch"
     if backend == "torch":
-        _warn_once("FeLIF fine forward on the pure-torch loop (COSIM_FINE_BACKEND=torch): about 100x slower")
+        warnings.warn("FeLIF fine forward on the pure-torch loop (COSIM_FINE_BACKEND=torch): about 100x slower",
+                      RuntimeWarning)
         return fine_forward_reference(FeLIFState(v, p), i_in, params, cfg, frozen)
     if v.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"the fused FeLIF kernel runs float32 or float64 state, got {v.dtype}")
@@ -164,6 +156,7 @@ def fine_forward(
         cfg.substeps,
         cfg.integrator,
         integrators.NEWTON_ITERATIONS[v.dtype],
+        integrators.NEWTON_TOLERANCE[v.dtype],
         integrators.SWITCHING_CUTOFF,
         integrators.TINY,
     )

@@ -11,10 +11,8 @@
 
 #if defined(__CUDACC__)
 #define COSIM_HD __host__ __device__ __forceinline__
-#define COSIM_UNROLL _Pragma("unroll")
 #else
 #define COSIM_HD inline __attribute__((always_inline))
-#define COSIM_UNROLL _Pragma("GCC unroll 16")  // a loop left inside the neuron loop stops GCC vectorising it
 #endif
 
 namespace cosim {
@@ -95,29 +93,68 @@ COSIM_HD T leakage_current(T v, const Lane<T>& n) {
   return (n.c[I0_AREA] * (exp(v * n.c[INV_VT]) - T(1)) + n.c[I_DSC]) * sign_of(v);
 }
 
-// physics.euler_step with step h (s).
+// A sub-step runs in three phases so that an iterative integrator can stop once every neuron of a block (CPU) or
+// each thread (GPU) has converged: start(v, p, lane, h, s); up to `iterations` times iterate(s, lane, h), which
+// returns the size of its correction (stop when all are <= tolerance); finish(s, lane, dv, dp) gives the
+// increments of V (V) and P (C/m^2) before the clips. State is a small array of T, stored per neuron in between.
+// A step with `iterative` false does start and finish in one pass (GCC vectorises the fused loop best).
+template <typename T, int K>
+struct PhaseState {
+  static constexpr int size = K;
+  T x[K];
+};
+
+// physics.euler_step with step h (s): explicit, no iterations.
 struct EulerStep {
+  static constexpr bool iterative = false;
+  int iterations = 0;
+  double tolerance = 0.0;
+
   template <typename T>
-  COSIM_HD void apply(T& v, T& p, const Lane<T>& n, T h) const {
+  using State = PhaseState<T, 2>;  // dv, dp
+
+  template <typename T>
+  COSIM_HD void start(T v, T p, const Lane<T>& n, T h, State<T>& s) const {
     const T e = n.c[C_DIV] * v - n.c[D_DIV] * p;
     T rate, unused_slope;  // the compiler drops the slope
     switching_rate(e, n, rate, unused_slope);
-    const T dp = (sign_of(e) * n.c[P_S] - p) * rate;
-    const T dv = (n.i_in - leakage_current(v, n) - n.c[AREA] * dp) * n.c[INV_CTOT];
-    v = clamp_to(v + h * dv, T(-V_CLIP), T(V_CLIP));
-    p = clamp_to(p + h * dp, -n.c[P_S], n.c[P_S]);
+    const T p_rate = (sign_of(e) * n.c[P_S] - p) * rate;
+    s.x[0] = h * (n.i_in - leakage_current(v, n) - n.c[AREA] * p_rate) * n.c[INV_CTOT];
+    s.x[1] = h * p_rate;
+  }
+
+  template <typename T>
+  COSIM_HD T iterate(State<T>&, const Lane<T>&, T) const {
+    return T(0);
+  }
+
+  template <typename T>
+  COSIM_HD void finish(const State<T>& s, const Lane<T>&, T& dv, T& dp) const {
+    dv = s.x[0];
+    dp = s.x[1];
   }
 };
 
-// integrators.exponential_step with step h (s): P relaxes towards sign(E0) P_s at the end-of-step rate (Newton
-// on t = log|dP| from the right of the root), V by charge balance. The constants come from integrators.py.
-template <int Iterations>  // integrators.NEWTON_ITERATIONS[dtype], fixed at compile time so the loop unrolls
+// integrators.exponential_step with step h (s): P relaxes towards sign(E0) P_s at the end-of-step rate, found by
+// Newton on t = log|dP| from the right of the root; V by charge balance. The constants come from integrators.py.
 struct ExponentialStep {
-  double switching_cutoff; // integrators.SWITCHING_CUTOFF
-  double tiny;             // integrators.TINY
+  static constexpr bool iterative = true;
+  int iterations;           // integrators.NEWTON_ITERATIONS[dtype]
+  double tolerance;         // integrators.NEWTON_TOLERANCE[dtype], on the Newton step in t
+  double switching_cutoff;  // integrators.SWITCHING_CUTOFF
+  double tiny;              // integrators.TINY
+
+  enum { T_NOW, T_START, LOG_SPAN, A0, Q, SIGN, U_ROOM, U_EXPLICIT, SIZE };
+  template <typename T>
+  using State = PhaseState<T, SIZE>;
 
   template <typename T>
-  COSIM_HD void apply(T& v, T& p, const Lane<T>& n, T h) const {
+  COSIM_HD static T field_per_switch(const Lane<T>& n) {  // k: field drop per unit |dP| via charge balance
+    return n.c[C_DIV] * n.c[AREA] * n.c[INV_CTOT] + n.c[D_DIV];
+  }
+
+  template <typename T>
+  COSIM_HD void start(T v, T p, const Lane<T>& n, T h, State<T>& s) const {
     using std::exp;
     using std::expm1;
     using std::fabs;
@@ -128,32 +165,60 @@ struct ExponentialStep {
     const T sign = sign_of(e0);
     const T span = fabs(sign * n.c[P_S] - p);
     const T a0 = fabs(e0);
-    const T k = n.c[C_DIV] * n.c[AREA] * n.c[INV_CTOT] + n.c[D_DIV];
     T rate0, unused_slope;
     switching_rate(e0, n, rate0, unused_slope);
     const T u_explicit = -span * expm1(-min_of(h * rate0, T(EXP_NEG_MAX)));
     const T x_cut = log(h * n.c[INV_TAU0]) + T(switching_cutoff);
     const T a_cut = exp(n.c[LOG_EA] - log(x_cut) / n.c[ALPHA]);
-    const T u_room = min_of(span, max_of(a0 - a_cut, T(0)) / k);
+    const T u_room = min_of(span, max_of(a0 - a_cut, T(0)) / field_per_switch(n));
     const T t_start = log(max_of(min_of(u_room, u_explicit), small));
-    const T log_span = log(max_of(span, small));
-    T t = t_start;
-    COSIM_UNROLL
-    for (int it = 0; it < Iterations; ++it) {
-      const T u = exp(t);
-      const T a = a0 - k * u;
-      T rate, rate_slope;
-      switching_rate(a, n, rate, rate_slope);
-      const T w = min_of(h * rate, T(EXP_NEG_MAX));  // beyond, exp(-w) = 0 to precision
-      const T switched = max_of(-expm1(-w), small);
-      const T g = t - log_span - log(switched);
-      const T slope = T(1) + h * k * u * rate_slope * exp(-w) / switched;
-      t = min_of(t - g / slope, t_start);
-    }
-    const T dp = sign * (u_room > T(0) ? exp(t) : u_explicit);
-    p = clamp_to(p + dp, -n.c[P_S], n.c[P_S]);
-    v = clamp_to(v + (q - n.c[AREA] * dp) * n.c[INV_CTOT], T(-V_CLIP), T(V_CLIP));
+    s.x[T_NOW] = t_start;
+    s.x[T_START] = t_start;
+    s.x[LOG_SPAN] = log(max_of(span, small));
+    s.x[A0] = a0;
+    s.x[Q] = q;
+    s.x[SIGN] = sign;
+    s.x[U_ROOM] = u_room;
+    s.x[U_EXPLICIT] = u_explicit;
+  }
+
+  template <typename T>
+  COSIM_HD T iterate(State<T>& s, const Lane<T>& n, T h) const {
+    using std::exp;
+    using std::expm1;
+    using std::fabs;
+    using std::log;
+    const T small = T(tiny);
+    const T k = field_per_switch(n);
+    const T t = s.x[T_NOW];
+    const T u = exp(t);
+    const T a = s.x[A0] - k * u;
+    T rate, rate_slope;
+    switching_rate(a, n, rate, rate_slope);
+    const T w = min_of(h * rate, T(EXP_NEG_MAX));  // beyond, exp(-w) = 0 to precision
+    const T switched = max_of(-expm1(-w), small);
+    const T g = t - s.x[LOG_SPAN] - log(switched);
+    const T slope = T(1) + h * k * u * rate_slope * exp(-w) / switched;
+    const T t_next = min_of(t - g / slope, s.x[T_START]);
+    s.x[T_NOW] = t_next;
+    return s.x[U_ROOM] > T(0) ? fabs(t_next - t) : T(0);
+  }
+
+  template <typename T>
+  COSIM_HD void finish(const State<T>& s, const Lane<T>& n, T& dv, T& dp) const {
+    using std::exp;
+    dp = s.x[SIGN] * (s.x[U_ROOM] > T(0) ? exp(s.x[T_NOW]) : s.x[U_EXPLICIT]);
+    dv = (s.x[Q] - n.c[AREA] * dp) * n.c[INV_CTOT];
   }
 };
+
+// Applies the increments to a state held in the accumulator type A (double: a thousand float32 increments of
+// ~1e-4 summed in float32 drift by ~1e-6 C/m^2), with the clips of physics.euler_step: V to [-5, 5] V, P to
+// [-P_s, P_s].
+template <typename A, typename T>
+COSIM_HD void advance(A& v, A& p, T dv, T dp, const Lane<T>& n) {
+  v = clamp_to(v + A(dv), A(-V_CLIP), A(V_CLIP));
+  p = clamp_to(p + A(dp), A(-n.c[P_S]), A(n.c[P_S]));
+}
 
 }  // namespace cosim

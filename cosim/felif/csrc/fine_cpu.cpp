@@ -2,7 +2,8 @@
 //
 // Work is split into blocks of BLOCK neurons (OpenMP, dynamic schedule: latched blocks finish early). Inside a
 // block the sub-steps are the outer loop and the neurons the inner, vectorised loop; state and coefficients sit
-// in small aligned arrays in L1. The latch is a 0/1 mask, so the inner loop has no branches.
+// in small aligned arrays in L1. The latch is a 0/1 mask, so the inner loop has no branches. Iterative
+// integrators (felif_substep.h: start / iterate / finish) stop iterating once the whole block has converged.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -20,14 +21,24 @@ namespace {
 constexpr int BLOCK = 64;  // neurons per block: 4 AVX-512 float vectors, 8 double
 constexpr int LATCH_CHECK = 16;  // sub-steps between checks whether a whole block has latched
 
+template <typename T>
+COSIM_HD Lane<T> lane_of(const T (&c)[N_COEF][BLOCK], const T* cur, int j) {
+  Lane<T> lane;
+  for (int k = 0; k < N_COEF; ++k) lane.c[k] = c[k][j];
+  lane.i_in = cur[j];
+  return lane;
+}
+
 template <typename T, typename Step>
 void run_block(const Step& step, int64_t start, int64_t count, const T* v_in, const T* p_in, const T* i_in,
                const T* coef, int64_t coef_len, const bool* frozen, T* v_out, T* p_out, T h, int64_t n_sub) {
+  using State = typename Step::template State<T>;
   alignas(64) T c[N_COEF][BLOCK];
   alignas(64) T cur[BLOCK];
-  alignas(64) T v[BLOCK];
-  alignas(64) T p[BLOCK];
+  alignas(64) double v[BLOCK];  // state accumulated in double, see advance()
+  alignas(64) double p[BLOCK];
   alignas(64) T live[BLOCK];
+  alignas(64) T phase[State::size][BLOCK];
   for (int j = 0; j < BLOCK; ++j) {
     // Lanes past the end repeat the last neuron so that their (discarded) arithmetic stays finite.
     const int64_t m = start + std::min<int64_t>(j, count - 1);
@@ -39,28 +50,54 @@ void run_block(const Step& step, int64_t start, int64_t count, const T* v_in, co
     const bool active = j < count && !(frozen != nullptr && frozen[m]) && !(v[j] > c[V_THR][j]);
     live[j] = active ? T(1) : T(0);
   }
+  const T tolerance = static_cast<T>(step.tolerance);
   for (int64_t s = 0; s < n_sub; ++s) {
     if (s % LATCH_CHECK == 0) {
       T any = 0;
       for (int j = 0; j < BLOCK; ++j) any += live[j];
       if (any == T(0)) break;
     }
+    if constexpr (Step::iterative) {
+#pragma omp simd
+      for (int j = 0; j < BLOCK; ++j) {
+        State st;
+        step.start(static_cast<T>(v[j]), static_cast<T>(p[j]), lane_of(c, cur, j), h, st);
+        for (int k = 0; k < State::size; ++k) phase[k][j] = st.x[k];
+      }
+      for (int it = 0; it < step.iterations; ++it) {
+        T worst = 0;
+#pragma omp simd reduction(max : worst)
+        for (int j = 0; j < BLOCK; ++j) {
+          State st;
+          for (int k = 0; k < State::size; ++k) st.x[k] = phase[k][j];
+          worst = max_of(worst, step.iterate(st, lane_of(c, cur, j), h) * live[j]);
+          for (int k = 0; k < State::size; ++k) phase[k][j] = st.x[k];
+        }
+        if (worst <= tolerance) break;
+      }
+    }
 #pragma omp simd
     for (int j = 0; j < BLOCK; ++j) {
-      Lane<T> lane;
-      for (int k = 0; k < N_COEF; ++k) lane.c[k] = c[k][j];
-      lane.i_in = cur[j];
-      T vn = v[j], pn = p[j];
-      step.apply(vn, pn, lane, h);
+      const Lane<T> lane = lane_of(c, cur, j);
+      State st;
+      if constexpr (Step::iterative) {
+        for (int k = 0; k < State::size; ++k) st.x[k] = phase[k][j];
+      } else {
+        step.start(static_cast<T>(v[j]), static_cast<T>(p[j]), lane, h, st);
+      }
+      T dv, dp;
+      step.finish(st, lane, dv, dp);
+      double vn = v[j], pn = p[j];
+      advance(vn, pn, dv, dp, lane);
       const bool is_live = live[j] != T(0);
       v[j] = is_live ? vn : v[j];
       p[j] = is_live ? pn : p[j];
-      live[j] = (is_live && !(v[j] > lane.c[V_THR])) ? T(1) : T(0);
+      live[j] = (is_live && !(v[j] > double(lane.c[V_THR]))) ? T(1) : T(0);
     }
   }
   for (int j = 0; j < count; ++j) {
-    v_out[start + j] = v[j];
-    p_out[start + j] = p[j];
+    v_out[start + j] = static_cast<T>(v[j]);
+    p_out[start + j] = static_cast<T>(p[j]);
   }
 }
 
@@ -87,28 +124,10 @@ void run_all(const Step& step, const torch::Tensor& v, const torch::Tensor& p, c
   }
 }
 
-// The Newton iteration counts the exponential integrator is compiled for (integrators.NEWTON_ITERATIONS).
-template <typename T>
-void run_exponential(int64_t iterations, double switching_cutoff, double tiny, const torch::Tensor& v,
-                     const torch::Tensor& p, const torch::Tensor& i_in, const torch::Tensor& coef,
-                     const torch::Tensor& frozen, torch::Tensor& v_out, torch::Tensor& p_out, double h,
-                     int64_t n_sub) {
-  switch (iterations) {
-    case 8:
-      return run_all<T>(ExponentialStep<8>{switching_cutoff, tiny}, v, p, i_in, coef, frozen, v_out, p_out, h, n_sub);
-    case 10:
-      return run_all<T>(ExponentialStep<10>{switching_cutoff, tiny}, v, p, i_in, coef, frozen, v_out, p_out, h,
-                        n_sub);
-    default:
-      TORCH_CHECK(false, "fine_forward: the exponential integrator is compiled for 8 or 10 Newton iterations, got ",
-                  iterations, "; add the count to run_exponential in fine_cpu.cpp");
-  }
-}
-
 std::vector<torch::Tensor> fine_forward(const torch::Tensor& v, const torch::Tensor& p, const torch::Tensor& i_in,
                                         const torch::Tensor& coef, const torch::Tensor& frozen, double h,
                                         int64_t n_sub, const std::string& integrator, int64_t newton_iterations,
-                                        double switching_cutoff, double tiny) {
+                                        double newton_tolerance, double switching_cutoff, double tiny) {
   TORCH_CHECK(v.device().is_cpu(), "fine_forward (CPU kernel): tensors must be on the CPU, got ", v.device());
   TORCH_CHECK(v.is_contiguous() && p.is_contiguous() && i_in.is_contiguous() && coef.is_contiguous(),
               "fine_forward: v, p, i_in and coef must be contiguous");
@@ -129,8 +148,8 @@ std::vector<torch::Tensor> fine_forward(const torch::Tensor& v, const torch::Ten
   TORCH_CHECK(exponential || integrator == "euler", "fine_forward: unknown integrator '", integrator, "'");
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "fine_forward", [&] {
     if (exponential)
-      run_exponential<scalar_t>(newton_iterations, switching_cutoff, tiny, v, p, i_in, coef, frozen, v_out, p_out,
-                                h, n_sub);
+      run_all<scalar_t>(ExponentialStep{static_cast<int>(newton_iterations), newton_tolerance, switching_cutoff, tiny},
+                        v, p, i_in, coef, frozen, v_out, p_out, h, n_sub);
     else
       run_all<scalar_t>(EulerStep{}, v, p, i_in, coef, frozen, v_out, p_out, h, n_sub);
   });
@@ -145,6 +164,6 @@ std::vector<std::string> coefficient_names() { return std::vector<std::string>(C
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fine_forward", &cosim::fine_forward,
         "n_sub fine sub-steps of h (s) with latch at V_thr: (v, p, i_in, coef, frozen, h, n_sub, integrator, "
-        "newton_iterations, switching_cutoff, tiny)");
+        "newton_iterations, newton_tolerance, switching_cutoff, tiny)");
   m.def("coefficient_names", &cosim::coefficient_names, "Rows of the coefficient matrix, in order");
 }
