@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -17,6 +17,9 @@ from torch import nn
 from cosim.felif.bruno import bruno_step
 from cosim.felif.physics import FeLIFParameters, FeLIFState, initial_state
 from cosim.felif.step import StepConfig
+
+if TYPE_CHECKING:
+    from cosim.surrogates.guard import ValidityGuard
 
 StepFn = Callable[
     [torch.Tensor, FeLIFState, torch.Tensor, FeLIFParameters, StepConfig], tuple[torch.Tensor, FeLIFState]
@@ -65,6 +68,8 @@ class FeLIFLayer(nn.Module):
         dtype: dtype of the state and the computation (float32 default, float64 for reference runs).
         stateful: if False every forward starts at rest (V = 0, P = -P_s); if True it continues from where the
             previous call stopped (state detached between calls) until `reset_state`.
+        guard: validity guard of a fitted surrogate (`cosim.surrogates`): counts the neuron-steps whose input
+            current or state lies outside the fit's support; read `layer.guard.report()` after training.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class FeLIFLayer(nn.Module):
         current_scale: float = 1e-9,
         dtype: torch.dtype = torch.float32,
         stateful: bool = False,
+        guard: ValidityGuard | None = None,
     ):
         super().__init__()
         if n < 1:
@@ -88,6 +94,7 @@ class FeLIFLayer(nn.Module):
         self.current_scale = float(current_scale)
         self.dtype = dtype
         self.stateful = stateful
+        self.guard = guard
         self._step = step_method(method)
         self._scalars: dict[str, float] = {}
         self.params = params
@@ -149,6 +156,8 @@ class FeLIFLayer(nn.Module):
         spikes, vs, ps = [], [], []
         for i_t in current:
             s, state = self._step(i_t, state, s, params, self.cfg)
+            if self.guard is not None:
+                self.guard.observe(i_t, state)
             spikes.append(s)
             if record:
                 vs.append(state.v)

@@ -1,0 +1,58 @@
+"""Surrogates fitted to SPICE and validated against it: the bridge from circuits to training.
+
+Each surrogate kind ("felif", "rram", "crossbar") is one artifact file, ``surrogates/<kind>.json``
+(`cosim.surrogates.artifact`: one schema, one loader, shared provenance), written by a fitter registered in
+`FITTERS` and run by ``cosim fit <kind>``.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol
+
+from cosim.surrogates.artifact import (
+    SurrogateArtifact,
+    SurrogateFileError,
+    SurrogateProvenanceWarning,
+    default_path,
+    load,
+    save,
+)
+from cosim.surrogates.felif import FeLIFSurrogate, load_felif
+from cosim.surrogates.guard import Support, ValidityGuard
+
+
+class Fitter(Protocol):
+    """What `cosim fit <kind>` calls: fit from scratch (simulations included), write the artifact (and its
+    report next to it) at `out` (None: the shipped ``surrogates/<kind>.json``), return its path."""
+
+    def __call__(self, out: Path | None = None, *, seed: int = 0, quick: bool = False,
+                 n_jobs: int | None = None) -> Path: ...
+
+
+FITTERS: dict[str, str] = {
+    "felif": "cosim.surrogates.felif_fit:fit_surrogate",
+    "rram": "cosim.surrogates.rram_fit:fit_surrogate",
+    "crossbar": "cosim.surrogates.crossbar_fit:fit_surrogate",
+}
+"""Surrogate kind -> "module:function" of its `Fitter` (imported only when used)."""
+
+
+def fitter(kind: str) -> Fitter:
+    """The fitter of `kind`; ValueError if the kind is unknown or its fitter is not available."""
+    if kind not in FITTERS:
+        raise ValueError(f"unknown surrogate kind {kind!r}; known: {sorted(FITTERS)}")
+    module_name, function = FITTERS[kind].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name:  # the module exists but something it imports does not: show that
+            raise
+        raise ValueError(f"no fitter for the {kind} surrogate yet ({module_name} is not in this cosim)") from None
+    return getattr(module, function)
+
+
+__all__ = [
+    "FITTERS", "FeLIFSurrogate", "Fitter", "Support", "SurrogateArtifact", "SurrogateFileError",
+    "SurrogateProvenanceWarning", "ValidityGuard", "default_path", "fitter", "load", "load_felif", "save",
+]
