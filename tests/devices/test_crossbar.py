@@ -52,16 +52,17 @@ def test_wire_resistance_error_grows_with_array_size():
     assert errors[0] < errors[1] < errors[2]
 
 
-@pytest.mark.parametrize("r_wire", [0.0, 1.0])
-def test_spike_trains_drive_rows_for_one_coarse_step(r_wire):
+@pytest.mark.parametrize("r_wire, read_model, rows, cols", [(0.0, "sinh", 12, 3), (1.0, "sinh", 12, 3),
+                                                            (0.0, "linear", 256, 27)])
+def test_spike_trains_drive_rows_for_one_coarse_step(r_wire, read_model, rows, cols):
     rng = np.random.default_rng(2)
-    config = CrossbarConfig(r_wire=r_wire, read_model="sinh", dt=1e-4, edge=1e-6)
-    crossbar = Crossbar.from_weights(rng.integers(-3, 4, size=(12, 3)), LevelMapping(), config)
-    spikes = (rng.random((6, 12)) < 0.4).astype(int)
+    config = CrossbarConfig(r_wire=r_wire, read_model=read_model, dt=1e-4, edge=1e-6)
+    crossbar = Crossbar.from_weights(rng.integers(-3, 4, size=(rows, cols)), LevelMapping(), config)
+    spikes = (rng.random((6, rows)) < 0.4).astype(int)
     spikes[:, 0] = [1, 1, 0, 1, 0, 0]  # held across steps, and isolated
     result = run(crossbar.tran_job(spikes, step=config.dt / 20))
     mid_step = (np.arange(6) + 0.5) * config.dt
-    simulated = np.array([np.interp(mid_step, result.x, result[f"i(vout{j})"]) for j in range(3)]).T
+    simulated = np.array([np.interp(mid_step, result.x, result[f"i(vout{j})"]) for j in range(cols)]).T
     # The sinh model with ideal wires reproduces the ideal currents; with wires, the op of the same inputs.
     if r_wire == 0:
         expected = crossbar.ideal_outputs(config.v_read * spikes)
