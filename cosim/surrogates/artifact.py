@@ -19,6 +19,7 @@ warns with `SurrogateProvenanceWarning` naming each file that changed or disappe
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -30,7 +31,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import cosim
 from cosim.spice.backend import file_sha256
 
 SCHEMA_VERSION = 1
@@ -150,12 +150,13 @@ def hash_files(paths: list[str | Path] | tuple[str | Path, ...]) -> dict[str, st
 
 def cosim_version() -> str:
     """cosim's version plus the git commit (and "+dirty" with local changes), where git can tell."""
+    version = importlib.metadata.version("cosim")
     try:
         commit = subprocess.run(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty=+dirty"],
                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return cosim.__version__
-    return f"{cosim.__version__} ({commit})"
+        return version
+    return f"{version} ({commit})"
 
 
 def make_provenance(files: list[str | Path] | tuple[str | Path, ...], simulators: dict[str, str],

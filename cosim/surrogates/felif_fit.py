@@ -22,6 +22,8 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -29,9 +31,13 @@ from tqdm.auto import tqdm
 
 from cosim.felif.physics import FeLIFParameters
 from cosim.felif.step import StepConfig
+from cosim.surrogates.artifact import SurrogateArtifact, make_provenance, save
 from cosim.surrogates.doe import Stimulus
+from cosim.surrogates.felif import KIND, STEP_FIELDS, parameter_table
 from cosim.surrogates.felif_model import simulate
-from cosim.surrogates.traces import Traces, pair_spikes, preceding_intervals
+from cosim.surrogates.guard import Support
+from cosim.surrogates.report import GOALS, goal_met, write_felif_report
+from cosim.surrogates.traces import Traces, compare, pair_spikes, preceding_intervals
 
 
 @dataclass(frozen=True)
@@ -212,3 +218,111 @@ def fit(
         params=params, fitted=fitted, start=start, cost=float(solution.cost), initial_cost=0.5 * float(initial @ initial),
         residual_terms={name: 0.5 * float(r @ r) for name, r in terms.items()}, nfev=objective.evaluations,
         status=str(solution.message), wall_s=time.perf_counter() - began)
+
+
+# ------------------------------------------------------------------------------------------ artifact pipeline
+
+
+class ReferenceSimulator(Protocol):
+    """What produces the reference traces: the FeLIF circuit in ngspice (`cosim.surrogates.felif_spice`), or
+    any other simulator of the neuron (e.g. `ModelReference` for checking the machinery)."""
+
+    files: tuple[str, ...]
+    """Netlist and model files it simulates (hashed into the provenance)."""
+    description: dict
+    """What it simulates, for the artifact (``data.circuit``) and the report."""
+
+    def simulators(self) -> dict[str, str]:
+        """Simulator name -> version."""
+
+    def __call__(self, stimuli: Sequence[Stimulus], sample_every: float) -> list[Traces]:
+        """One `Traces` per stimulus on the grid of `sample_every` (s)."""
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """The training model itself with given parameters as the reference: known ground truth for tests."""
+
+    params: FeLIFParameters
+    """The true parameters."""
+    cfg: StepConfig = StepConfig()
+    """Forward pass it runs with."""
+    files: tuple[str, ...] = ()
+    description: dict = dataclasses.field(default_factory=lambda: {"reference": "the training model (synthetic)"})
+
+    def simulators(self) -> dict[str, str]:
+        return {}
+
+    def __call__(self, stimuli: Sequence[Stimulus], sample_every: float) -> list[Traces]:
+        return simulate(stimuli, self.params, self.cfg, sample_every)
+
+
+def support_of(stimuli: Sequence[Stimulus], model: Sequence[Traces]) -> Support:
+    """The fit's support: the input current range of the stimuli and the V and P ranges the surrogate visited."""
+    currents = np.concatenate([s.current for s in stimuli])
+    v = np.concatenate([m.v for m in model])
+    p = np.concatenate([m.p for m in model])
+    return Support(i_in=(float(currents.min()), float(currents.max())), v=(float(v.min()), float(v.max())),
+                   p=(float(p.min()), float(p.max())))
+
+
+def _validation(stimuli: Sequence[Stimulus], reference: Sequence[Traces], model: Sequence[Traces],
+                p_s: float) -> dict:
+    comparison = compare(list(reference), list(model))
+    summary = comparison.summary()
+    summary["p_nrmse"] = float(np.sqrt(np.mean(comparison.p_errors**2)) / (2 * p_s))
+    summary["per_stimulus"] = {s.name: compare([r], [m]).summary() for s, r, m in zip(stimuli, reference, model)}
+    return summary
+
+
+def make_surrogate(
+    reference: ReferenceSimulator,
+    out: str | Path,
+    fit_stimuli: Sequence[Stimulus],
+    holdout: Sequence[Stimulus],
+    *,
+    start: FeLIFParameters = FeLIFParameters(),
+    fitted: Sequence[FitParameter] | None = None,
+    cfg: StepConfig = StepConfig(),
+    sample_every: float = 100e-6,
+    weights: FitWeights = FitWeights(),
+    max_evaluations: int = 60,
+    seeds: dict[str, int] | None = None,
+    notes: str = "",
+    report_dir: str | Path | None = None,
+    progress: bool = True,
+) -> SurrogateArtifact:
+    """Simulate the reference on the fit and held-out stimuli, fit, validate, and write the artifact at `out`
+    with its validation report (in `report_dir`, default: the artifact's folder). Returns the artifact."""
+    began = time.perf_counter()
+    traces = reference(list(fit_stimuli) + list(holdout), sample_every)
+    reference_fit, reference_holdout = traces[: len(fit_stimuli)], traces[len(fit_stimuli):]
+    result = fit(fit_stimuli, reference_fit, start, fitted, cfg, sample_every, weights, max_evaluations,
+                 progress=progress)
+    model_fit = simulate(fit_stimuli, result.params, cfg, sample_every)
+    model_holdout = simulate(holdout, result.params, cfg, sample_every)
+    p_s = float(result.params.p_s)
+    validation = {"holdout": _validation(holdout, reference_holdout, model_holdout, p_s),
+                  "fit": _validation(fit_stimuli, reference_fit, model_fit, p_s)}
+    validation["goals"] = {name: {"relation": relation, "target": target,
+                                  "met": goal_met(name, validation["holdout"][name])}
+                           for name, (relation, target) in GOALS.items()}
+    surrogate = SurrogateArtifact(
+        kind=KIND,
+        parameters=parameter_table(result.params, tuple(p.name for p in result.fitted)),
+        support=support_of(fit_stimuli, model_fit).to_dict(),
+        provenance=make_provenance(reference.files, reference.simulators(), seeds or {},
+                                   wall_s=time.perf_counter() - began),
+        doe={"sample_every": sample_every, "fit": [s.to_dict() for s in fit_stimuli],
+             "holdout": [s.to_dict() for s in holdout]},
+        fit={"cost": result.cost, "initial_cost": result.initial_cost, "residual_terms": result.residual_terms,
+             "model_runs": result.nfev, "status": result.status, "wall_s": result.wall_s,
+             "weights": dataclasses.asdict(weights), "max_evaluations": max_evaluations,
+             "fitted": [dataclasses.asdict(p) for p in result.fitted],
+             "start": {p.name: float(getattr(result.start, p.name)) for p in result.fitted}},
+        validation=validation,
+        data={"step_config": {name: getattr(cfg, name) for name in STEP_FIELDS}, "circuit": reference.description},
+        notes=notes)
+    save(surrogate, out)
+    write_felif_report(report_dir or Path(out).parent, surrogate, holdout, reference_holdout, model_holdout)
+    return surrogate

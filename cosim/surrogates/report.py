@@ -46,7 +46,8 @@ def _overlays(path: Path, stimuli: Sequence[Stimulus], spice: Sequence[Traces], 
         ax_i.step(np.arange(stim.steps + 1) * stim.dt * 1e3, np.r_[stim.current, stim.current[-1]] * 1e9,
                   where="post", color="0.3", lw=1)
         ax_i.set_title(stim.name, fontsize=8)
-        ax_v.plot(t_ms, ref.v, color="k", lw=1, label="ngspice")
+        ax_i.set_ylim(0, 1.1 * max(stim.current) * 1e9 + 1e-3)
+        ax_v.plot(t_ms, ref.v, color="k", lw=1, label="circuit")
         ax_v.plot(t_ms, mod.v, color="tab:red", lw=0.8, ls="--", label="surrogate")
         ax_p.plot(t_ms, ref.p, color="k", lw=1)
         ax_p.plot(t_ms, mod.p, color="tab:red", lw=0.8, ls="--")
@@ -56,7 +57,7 @@ def _overlays(path: Path, stimuli: Sequence[Stimulus], spice: Sequence[Traces], 
             ax_v.set_ylabel("V (V)")
             ax_p.set_ylabel("P (C/m$^2$)")
             ax_v.legend(fontsize=7, loc="lower right")
-    fig.suptitle("held-out stimuli: ngspice (black) vs surrogate (red)", fontsize=9)
+    fig.suptitle("held-out stimuli: reference circuit (black) vs surrogate (red)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -69,7 +70,7 @@ def _rasters(path: Path, stimuli: Sequence[Stimulus], spice: Sequence[Traces], m
         ax.vlines(mod.spikes * 1e3, row - 0.45, row - 0.05, color="tab:red", lw=1)
     ax.set_yticks(range(len(stimuli)), [s.name for s in stimuli], fontsize=6)
     ax.set_xlabel("time (ms)")
-    ax.set_title("spikes: ngspice (black, upper) vs surrogate (red, lower)", fontsize=9)
+    ax.set_title("spikes: circuit (black, upper) vs surrogate (red, lower)", fontsize=9)
     ax.set_ylim(-0.7, len(stimuli) - 0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
@@ -112,23 +113,22 @@ def _parameters(path: Path, artifact: SurrogateArtifact) -> None:
     plt.close(fig)
 
 
-def _markdown(artifact: SurrogateArtifact, holdout: Comparison, fit_set: Comparison, figures: dict[str, str],
-              stimuli: Sequence[Stimulus]) -> str:
-    lines = ["# FeLIF surrogate: validation against ngspice", "",
+def _markdown(artifact: SurrogateArtifact, figures: dict[str, str], stimuli: Sequence[Stimulus]) -> str:
+    held, fitted = artifact.validation["holdout"], artifact.validation["fit"]
+    lines = ["# FeLIF surrogate: validation against the circuit", "",
              f"Artifact kind `{artifact.kind}`, fitted {artifact.provenance.created} on {artifact.provenance.host} "
-             f"in {artifact.provenance.wall_s or float('nan'):.0f} s (SPICE runs included), "
-             f"command `{artifact.provenance.command}`.", "",
+             f"in {artifact.provenance.wall_s or float('nan'):.0f} s (simulations included), "
+             f"command `{artifact.provenance.command}`. Reference: {artifact.data.get('circuit', {})}.", "",
              "## Held-out goals", "", "| metric | held-out | fit set | goal | met |", "|---|---:|---:|---|---|"]
-    held, fitted = holdout.summary(), fit_set.summary()
     for name, (relation, target) in GOALS.items():
         lines.append(f"| {name} | {held[name]:.4g} | {fitted[name]:.4g} | {relation} {target:g} | "
                      f"{'yes' if goal_met(name, held[name]) else 'NO'} |")
-    lines += ["", f"Held-out: {held['n_spikes_reference']} SPICE spikes, {held['n_spikes_model']} surrogate spikes, "
-                  f"{held['paired_spikes']} paired; P NRMSE "
-                  f"{np.sqrt(np.mean(holdout.p_errors**2)) / (2 * artifact.value('p_s')):.3g} (over 2 P_s).",
-              "", "Per held-out stimulus:", "", "| stimulus | SPICE spikes | surrogate spikes | median time error | V NRMSE |",
+    lines += ["", f"Held-out: {held['n_spikes_reference']} reference spikes, {held['n_spikes_model']} surrogate "
+                  f"spikes, {held['paired_spikes']} paired; P NRMSE {held['p_nrmse']:.3g} (over 2 P_s, where both "
+                  "integrate).", "", "Per held-out stimulus:", "",
+              "| stimulus | reference spikes | surrogate spikes | median time error / ISI | V NRMSE |",
               "|---|---:|---:|---:|---:|"]
-    for name, entry in artifact.validation.get("holdout_per_stimulus", {}).items():
+    for name, entry in held["per_stimulus"].items():
         lines.append(f"| {name} | {entry['n_spikes_reference']} | {entry['n_spikes_model']} | "
                      f"{entry['spike_time_error_rel']:.3g} | {entry['v_nrmse']:.3g} |")
     lines += ["", "## Parameters", "", "| parameter | fitted | default | unit | fitted? |", "|---|---:|---:|---|---|"]
@@ -142,7 +142,7 @@ def _markdown(artifact: SurrogateArtifact, holdout: Comparison, fit_set: Compari
               "C/m^2 (states of the surrogate on the fit stimuli). The training layer counts steps outside "
               "(`cosim.surrogates.guard`).", "",
               "## Design of experiments", "",
-              f"{len(artifact.doe.get('fit', []))} fit and {len(stimuli)} held-out stimuli, step "
+              f"{len(artifact.doe['fit'])} fit and {len(stimuli)} held-out stimuli, step "
               f"{artifact.data['step_config']['dt'] * 1e3:g} ms: " + ", ".join(
                   f"{kind} {sum(s.kind == kind for s in stimuli)}" for kind in ("constant", "pulses", "poisson"))
               + " (held-out counts).", "",
@@ -157,7 +157,7 @@ def _markdown(artifact: SurrogateArtifact, holdout: Comparison, fit_set: Compari
 
 def write_felif_report(out_dir: str | Path, artifact: SurrogateArtifact, holdout: Sequence[Stimulus],
                        spice_holdout: Sequence[Traces], model_holdout: Sequence[Traces],
-                       fit_comparison: Comparison, overlay_count: int = 4) -> dict[str, Path]:
+                       overlay_count: int = 4) -> dict[str, Path]:
     """Write the figures and ``felif_report.md`` into out_dir; their paths by name."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,5 +172,5 @@ def write_felif_report(out_dir: str | Path, artifact: SurrogateArtifact, holdout
     _errors(out / files["errors"], comparison)
     _parameters(out / files["parameters"], artifact)
     markdown = out / "felif_report.md"
-    markdown.write_text(_markdown(artifact, comparison, fit_comparison, files, holdout))
+    markdown.write_text(_markdown(artifact, files, holdout))
     return {name: out / file for name, file in files.items()} | {"markdown": markdown}
