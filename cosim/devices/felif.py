@@ -1,0 +1,351 @@
+"""The FeLIF neuron circuit: membrane node with a FeCap, reset path, threshold detector and spike output.
+
+Subcircuit `felif_nd{N}` (N FeCap domains; `netlists/felif_nd{N}.lib` for ngspice, `netlists/felif_nd{N}_vacask.lib`
+for VACASK with the Verilog-A models `models/fecap_nd{N}.va` and `models/felif_ctrl.va`), ports:
+
+    in   the membrane node: inject the synaptic current here (A, into the node); its voltage is V
+    spk  spike output (V, to ground): v_spk while the neuron is reset, 0 otherwise; a spike is a rising edge
+
+No supply: comparator, latch and reset driver are behavioural (ideal references). Inside:
+
+- the FeCap (`fecap_nd{N}`, cosim.devices.fecap) from `in` to ground, the parasitic capacitance c_par and the
+  discharge current i_dsc tanh(V/v_sgn) (REFERENCE.md's I_dsc sign(V), smoothed over v_sgn for convergence);
+- a threshold detector (comparator of width v_cmp around v_thr) setting a latch q (time constant tau_q);
+- while latched, a switch of on-resistance r_on drives `in` first to v_erase for t_erase (a field strong enough to
+  switch every domain back to negative saturation, P -> -P_s) and then to v_reset;
+- the latch is released at the second edge of the coarse-step clock (period t_clk, edges at k t_clk) after the
+  threshold crossing. This is REFERENCE.md's coarse-step semantics: a crossing in step k latches the neuron for
+  the rest of step k, step k + 1 is refractory and overwritten by the reset, and the neuron integrates again from
+  (V_reset, -P_s) at the start of step k + 2. Hence at most one spike per two steps (the f-I curve saturates at
+  1/(2 t_clk)), and the spike steps are those of the reference: 1 nA -> 12, 27; 10 nA -> 1, 4, 7, ...
+
+Ideal limit (`FeLIFCircuitParameters.reference()` with the single-domain FeCap): v_cmp = 1 mV, tau_q = 10 ns,
+r_on = 1 kOhm (r_on (C_fe + c_par) < 1 ns) and t_erase = 10 us are instantaneous against the 1 us-1 ms time scales
+of the neuron, so the circuit reproduces REFERENCE.md (first crossing 12.56 ms at 1 nA). Transients need
+`method="gear"` (the FeCap's domain states ring under trapezoidal integration) and a maximum step of a few us so
+that the threshold crossing is resolved (NEURON_MAX_STEP).
+
+The controller equations (latch, timer, edge counter, switch, discharge, spike output) are written once below and
+rendered into the ngspice B-sources and the Verilog-A module `felif_ctrl`; the files are generated
+(`python -m cosim.devices.felif`) and a test checks they are current.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cosim.devices.fecap import (
+    MODEL_FIELDS, MODELS_DIR, NETLISTS_DIR, SHIPPED_DOMAIN_COUNTS, FeCapParameters, Simulator, default_parameters as fecap_defaults,
+    domain_vectors, model_name as fecap_model_name, shipped_files as fecap_shipped_files,
+)
+from cosim.felif.physics import FeLIFParameters
+from cosim.spice import Circuit, SimJob, SimResult, Tran
+from cosim.spice.elements import CurrentSource, Pwl, SubcircuitInstance
+
+NEURON_FIELDS = ("c_par", "i_dsc", "v_thr", "v_reset")
+"""`FeLIFParameters` fields that are neuron-circuit parameters (same names in the netlists)."""
+
+T_EDGE = 1e-9
+"""Width of the internal clock-edge pulses, s (each integrates to one count)."""
+C_CTRL = 1e-12
+"""Capacitance of the controller's state nodes (latch, timer, edge counter), F: their currents stay A-sized."""
+NEURON_MAX_STEP = 5e-6
+"""Largest time step of neuron transients, s: locates the threshold crossing to well within 1 %."""
+CONTROLLER_VA = MODELS_DIR / "felif_ctrl.va"
+"""Verilog-A of the neuron's periphery (membrane parasitics, latch, reset switch, spike output)."""
+
+
+@dataclass(frozen=True)
+class FeLIFCircuitParameters:
+    """One FeLIF neuron circuit: its FeCap, the neuron physics (c_par, i_dsc, v_thr, v_reset) and the periphery."""
+
+    fecap: FeCapParameters = field(default_factory=FeCapParameters)
+    """The membrane FeCap; `fecap.physics` also holds the neuron fields c_par, i_dsc, v_thr and v_reset."""
+    v_erase: float = -4.0
+    """Reset drive during the erase phase, V: switches every domain to negative saturation."""
+    t_erase: float = 10e-6
+    """Duration of the erase phase at the start of the reset, s (then the node is held at v_reset)."""
+    r_on: float = 1e3
+    """On-resistance of the reset switch, Ohm."""
+    t_clk: float = 1e-3
+    """Coarse-step clock period, s: the reset is released at the second clock edge after the crossing."""
+    v_spk: float = 1.0
+    """Spike output level, V."""
+    v_sgn: float = 1e-3
+    """Voltage over which the discharge current's sign(V) is smoothed (tanh), V."""
+    v_cmp: float = 1e-3
+    """Width of the threshold comparator (tanh), V."""
+    tau_q: float = 10e-9
+    """Time constant of the latch (and of clearing the timer and counter), s."""
+
+    @classmethod
+    def reference(cls, physics: FeLIFParameters | None = None) -> "FeLIFCircuitParameters":
+        """The ideal-limit neuron with the single-domain reference FeCap (REFERENCE.md's model)."""
+        return cls(fecap=FeCapParameters.reference(physics))
+
+    @property
+    def physics(self) -> FeLIFParameters:
+        """The FeLIF physics parameters."""
+        return self.fecap.physics
+
+    def replace(self, **changes) -> "FeLIFCircuitParameters":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> "FeLIFCircuitParameters":
+        """Raise ValueError naming the parameter if the circuit is meaningless; return self."""
+        self.fecap.validate()
+        p = self.physics
+        for name in ("r_on", "t_clk", "t_erase", "v_spk", "v_sgn", "v_cmp", "tau_q"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"FeLIF circuit parameter {name} must be > 0, got {getattr(self, name)!r}")
+        if not self.v_erase < p.v_reset < p.v_thr:
+            raise ValueError(f"FeLIF circuit needs v_erase < v_reset < v_thr, got {self.v_erase!r}, "
+                             f"{p.v_reset!r}, {p.v_thr!r} V")
+        if not self.t_erase < self.t_clk:
+            raise ValueError(f"FeLIF circuit t_erase ({self.t_erase!r} s) must be shorter than t_clk ({self.t_clk!r} s)")
+        if not 100 * self.tau_q <= self.t_erase:
+            raise ValueError(f"FeLIF circuit tau_q ({self.tau_q!r} s) must be at most t_erase/100 "
+                             f"({self.t_erase / 100!r} s): the latch must be fast against the reset phases")
+        return self
+
+    @property
+    def subcircuit(self) -> str:
+        """Subcircuit name, "felif_nd{N}"."""
+        return subcircuit_name(self.fecap.n_domains)
+
+    def subcircuit_parameters(self) -> tuple[tuple[str, float], ...]:
+        """(name, value) of every subcircuit parameter, SI units."""
+        neuron = tuple((name, float(getattr(self.physics, name))) for name in NEURON_FIELDS)
+        circuit = tuple((name, float(getattr(self, name))) for name in CIRCUIT_FIELDS)
+        return self.fecap.model_parameters() + neuron + circuit
+
+
+CIRCUIT_FIELDS = ("v_erase", "t_erase", "r_on", "t_clk", "v_spk", "v_sgn", "v_cmp", "tau_q")
+"""FeLIFCircuitParameters fields that are subcircuit parameters."""
+
+
+def subcircuit_name(n_domains: int) -> str:
+    """Name of the neuron subcircuit with an N-domain FeCap."""
+    return f"felif_nd{n_domains}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The controller's equations, written once (ngspice B-source and Verilog-A share this syntax). q: latch (0/1),
+# tmr: time since the crossing in units of t_erase, ne: clock edges counted while latched, clk: edge pulses.
+
+ON = "(0.5 + 0.5*tanh((V(q) - 0.8)/0.02))"
+"""Latch firmly set: switch closed, timer and counter running, spike output high."""
+CLEAR = "(0.5 - 0.5*tanh((V(q) - 0.2)/0.02))"
+"""Latch firmly clear: timer and counter reset (the gap between 0.2 and 0.8 lets the latch settle either way)."""
+SET = "(0.5 + 0.5*tanh((V(in) - v_thr)/v_cmp))"
+HOLD = "(0.5 + 0.5*tanh((V(q) - 0.5)/0.02))"
+RELEASE = "(0.5 + 0.5*tanh((V(ne) - 1.5)/0.1))"
+Q_RATE = f"((1 - (1 - {SET})*(1 - {HOLD}))*(1 - {RELEASE}) - V(q))/tau_q"
+TMR_RATE = f"{ON}/t_erase - {CLEAR}*V(tmr)/tau_q"
+NE_RATE = f"{ON}*V(clk) - {CLEAR}*V(ne)/tau_q"
+TARGET = "(v_reset + (v_erase - v_reset)*(0.5 - 0.5*tanh((V(tmr) - 1)/0.01)))"
+SWITCH = f"{ON}*(V(in) - {TARGET})/r_on"
+DISCHARGE = "i_dsc*tanh(V(in)/v_sgn)"
+SPIKE = f"v_spk*{ON}"
+
+_PARAMETER_DOCS = {
+    "c_par": ("F", "parasitic capacitance of the membrane node"),
+    "i_dsc": ("A", "discharge current (against the sign of V)"),
+    "v_thr": ("V", "spike threshold"),
+    "v_reset": ("V", "membrane voltage after a spike"),
+    "v_erase": ("V", "reset drive during the erase phase (switches the FeCap to -P_s)"),
+    "t_erase": ("s", "duration of the erase phase"),
+    "r_on": ("Ohm", "on-resistance of the reset switch"),
+    "t_clk": ("s", "coarse-step clock period; the reset ends at the second edge after the crossing"),
+    "v_spk": ("V", "spike output level"),
+    "v_sgn": ("V", "smoothing of sign(V) in the discharge current"),
+    "v_cmp": ("V", "comparator width"),
+    "tau_q": ("s", "latch time constant"),
+}
+
+
+def _header(n: int, comment: str, dialect: str) -> str:
+    lines = [
+        f"{subcircuit_name(n)}: FeLIF neuron, FeCap with {n} domain{'s' if n > 1 else ''} ({dialect}).",
+        "GENERATED by cosim.devices.felif (python -m cosim.devices.felif); edit the generator, not this file.",
+        "Ports: in (membrane node: inject the input current here), spk (spike output: v_spk while reset, else 0).",
+        "A threshold crossing of V(in) latches the neuron: in is driven through r_on to v_erase for t_erase, then",
+        "to v_reset, until the second clock edge (edges at k t_clk) after the crossing. No supply.",
+        f"Needs the FeCap model {fecap_model_name(n)} ("
+        + ("netlists/" if dialect == "ngspice" else "models/") + f"{fecap_model_name(n)}"
+        + (".lib" if dialect == "ngspice" else ".va") + ")"
+        + ("" if dialect == "ngspice" else " and models/felif_ctrl.va") + ".",
+        f"Parameters (SI units): the FeCap's ({', '.join(name for name, _ in fecap_defaults(n))}) and",
+    ]
+    lines += [f"  {name} [{unit}]: {text}" for name, (unit, text) in _PARAMETER_DOCS.items()]
+    return "\n".join(f"{comment} {line}".rstrip() for line in lines)
+
+
+def _defaults(n: int) -> list[tuple[str, float]]:
+    base = FeLIFCircuitParameters()
+    return (fecap_defaults(n) + [(name, float(getattr(base.physics, name))) for name in NEURON_FIELDS]
+            + [(name, float(getattr(base, name))) for name in CIRCUIT_FIELDS])
+
+
+def _fecap_connection(n: int) -> str:
+    names = [name for name, _ in fecap_defaults(n)]
+    return " ".join(f"{name}={name}" for name in names)
+
+
+def _edge_pulse(value_of) -> dict[str, str]:
+    """Clock-edge pulse train: unit area (1/T_EDGE high for T_EDGE) centred on k t_clk, k >= 1."""
+    return {"high": value_of(f"1/{T_EDGE!r}"), "delay": value_of(f"t_clk - {T_EDGE / 2!r}"),
+            "edge": value_of(f"{T_EDGE / 10!r}"), "width": value_of(f"{0.9 * T_EDGE!r}"), "period": value_of("t_clk")}
+
+
+def render_ngspice(n: int) -> str:
+    """The ngspice subcircuit `felif_nd{n}` (needs netlists/fecap_nd{n}.lib)."""
+    params = " ".join(f"{name}={value!r}" for name, value in _defaults(n))
+    fecap_params = " ".join(f"{name}={{{name}}}" for name, _ in fecap_defaults(n))
+    pulse = _edge_pulse(lambda expr: f"{{{expr}}}")
+    lines = [
+        _header(n, "*", "ngspice"), f".subckt {subcircuit_name(n)} in spk params: {params}",
+        f"Xfe in 0 {fecap_model_name(n)} {fecap_params}",
+        "Cpar in 0 {c_par}",
+        f"Bdsc in 0 I={DISCHARGE}",
+        f"Vclk clk 0 PULSE(0 {pulse['high']} {pulse['delay']} {pulse['edge']} {pulse['edge']} {pulse['width']} "
+        f"{pulse['period']})",
+    ]
+    for node, rate in (("q", Q_RATE), ("tmr", TMR_RATE), ("ne", NE_RATE)):
+        lines += [f"C{node} {node} 0 {C_CTRL!r}", f"B{node} 0 {node} I={C_CTRL!r}*({rate})"]
+    lines += [f"Bsw in 0 I={SWITCH}", f"Bspk spk 0 V={SPIKE}", f".ends {subcircuit_name(n)}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_vacask(n: int) -> str:
+    """The VACASK subcircuit `felif_nd{n}` (needs models/fecap_nd{n}.va and models/felif_ctrl.va compiled)."""
+    params = " ".join(f"{name}={value!r}" for name, value in _defaults(n))
+    controller = " ".join(f"{name}={name}" for name in NEURON_FIELDS + CIRCUIT_FIELDS if name != "t_clk")
+    pulse = _edge_pulse(lambda expr: f"({expr})")
+    lines = [
+        _header(n, "//", "VACASK"), f"subckt {subcircuit_name(n)}(in spk)", f"  parameters {params}",
+        f"  model fecap_m {fecap_model_name(n)} {_fecap_connection(n)}",
+        f"  model ctrl_m felif_ctrl {controller}",
+        "  model clk_m vsource",
+        "  xfe (in 0) fecap_m",
+        f'  vclk (clk 0) clk_m dc=0 type="pulse" val0=0 val1={pulse["high"]} delay={pulse["delay"]} '
+        f'rise={pulse["edge"]} fall={pulse["edge"]} width={pulse["width"]} period={pulse["period"]}',
+        "  xctrl (in spk clk) ctrl_m",
+        "ends",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_controller_va() -> str:
+    """The Verilog-A module `felif_ctrl(in, spk, clk)`: c_par, discharge, latch, reset switch, spike output."""
+    header = [
+        "felif_ctrl: periphery of the FeLIF neuron (VACASK side of netlists/felif_nd{N}_vacask.lib).",
+        "GENERATED by cosim.devices.felif (python -m cosim.devices.felif); edit the generator, not this file.",
+        "Ports: in (membrane node), spk (spike output), clk (clock-edge pulses of unit area at k t_clk).",
+        "Internal nodes: q (latch), tmr (time since the crossing / t_erase), ne (clock edges while latched).",
+    ]
+    params = [name for name in NEURON_FIELDS + CIRCUIT_FIELDS if name != "t_clk"]
+    values = dict(_defaults(1))
+    lines = [*(f"// {line}" for line in header), '`include "constants.vams"', '`include "disciplines.vams"', "",
+             "module felif_ctrl(in, spk, clk);", "    inout in, spk, clk;", "    electrical in, spk, clk;",
+             "    electrical q, tmr, ne;"]
+    for name in params:
+        unit, text = _PARAMETER_DOCS[name]
+        bounds = "" if name in ("v_thr", "v_reset", "v_erase") else (" from [0:inf)" if name in ("i_dsc", "c_par")
+                                                                      else " from (0:inf)")
+        lines.append(f'    (* desc="{text}", units="{unit}" *) parameter real {name} = {values[name]!r}{bounds};')
+    lines += ["", "    analog begin"]
+    for node, rate in (("q", Q_RATE), ("tmr", TMR_RATE), ("ne", NE_RATE)):
+        lines.append(f"        I({node}) <+ {C_CTRL!r}*(ddt(V({node})) - ({rate}));")
+    lines += ["        I(in) <+ ddt(c_par*V(in)) + " + DISCHARGE + " + " + SWITCH + ";",
+              f"        V(spk) <+ {SPIKE};", "    end", "endmodule"]
+    return "\n".join(lines) + "\n"
+
+
+def neuron_files(n: int) -> dict[str, Path]:
+    """Paths of the neuron with an N-domain FeCap: {"ngspice": ..., "vacask": ...}."""
+    return {"ngspice": NETLISTS_DIR / f"{subcircuit_name(n)}.lib",
+            "vacask": NETLISTS_DIR / f"{subcircuit_name(n)}_vacask.lib"}
+
+
+def write_neuron_files(counts: Sequence[int] = SHIPPED_DOMAIN_COUNTS) -> list[Path]:
+    """(Re)write the controller's Verilog-A and the neuron subcircuits of each domain count; returns the paths."""
+    CONTROLLER_VA.write_text(render_controller_va())
+    written = [CONTROLLER_VA]
+    for n in counts:
+        paths = neuron_files(n)
+        paths["ngspice"].write_text(render_ngspice(n))
+        paths["vacask"].write_text(render_vacask(n))
+        written += paths.values()
+    return written
+
+
+def circuit_files(params: FeLIFCircuitParameters, simulator: Simulator) -> dict[str, tuple[str, ...]]:
+    """Circuit fields a neuron needs on `simulator`: includes (and Verilog-A sources for VACASK)."""
+    n = params.fecap.n_domains
+    fecap = fecap_shipped_files(n)
+    neuron = neuron_files(n)
+    if simulator == "ngspice":
+        return {"includes": (str(fecap["ngspice"]), str(neuron["ngspice"]))}
+    if simulator == "vacask":
+        return {"includes": (str(neuron["vacask"]),), "verilog_a": (str(fecap["verilog_a"]), str(CONTROLLER_VA))}
+    raise ValueError(f"unknown simulator {simulator!r}; use 'ngspice' or 'vacask'")
+
+
+def neuron_element(name: str, in_node: str, spk_node: str, params: FeLIFCircuitParameters) -> SubcircuitInstance:
+    """An instance of the neuron subcircuit (the same element renders for ngspice and VACASK)."""
+    params.validate()
+    return SubcircuitInstance(name, (in_node, spk_node), params.subcircuit, params.subcircuit_parameters())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Testbench: a constant input current from V = 0, P = p0 P_s (default -P_s)
+
+NEURON_REF = "Xn"
+"""Instance name of the neuron in `current_step_job`."""
+
+
+def current_step_job(params: FeLIFCircuitParameters, current: float, stop: float, *,
+                     simulator: Simulator = "ngspice", max_step: float = NEURON_MAX_STEP, name: str = "") -> SimJob:
+    """One neuron driven by a constant current (A, switched on in 1 ns at t = 0) for `stop` seconds.
+
+    Vectors: time, v(mem) (the membrane), v(spk), and the FeCap domain nodes v(xn.xfe.p<i>).
+    """
+    params.validate()
+    if not current >= 0 or not stop > 0:
+        raise ValueError(f"current_step_job needs current >= 0 A and stop > 0 s, got {current!r}, {stop!r}")
+    neuron = neuron_element(NEURON_REF, "mem", "spk", params)
+    circuit = Circuit(netlist="", title=f"FeLIF neuron {current:g} A", elements=(
+        CurrentSource("Iin", "0", "mem", waveform=Pwl(((0.0, 0.0), (1e-9, current)))), neuron),
+        **circuit_files(params, simulator))
+    outputs = ("v(mem)", "v(spk)") + domain_vectors(f"{NEURON_REF}.xfe", params.fecap.n_domains)
+    return SimJob(circuit, Tran(stop=stop, step=max_step, max_step=max_step, method="gear"), outputs=outputs,
+                  simulator=simulator, name=name or f"{simulator} felif {current * 1e9:g} nA")
+
+
+def polarisation(result: SimResult, params: FeLIFCircuitParameters) -> np.ndarray:
+    """FeCap polarisation of a `current_step_job` neuron over time, C/m^2."""
+    nodes = [result[name] for name in domain_vectors(f"{NEURON_REF}.xfe", params.fecap.n_domains)]
+    return float(params.physics.p_s) * np.mean(nodes, axis=0)
+
+
+def spike_times(time: np.ndarray, spk: np.ndarray, v_spk: float) -> np.ndarray:
+    """Times (s) at which the spike output rises through v_spk/2, linearly interpolated."""
+    level = 0.5 * v_spk
+    k = np.nonzero((spk[:-1] <= level) & (spk[1:] > level))[0]
+    return time[k] + (level - spk[k]) * (time[k + 1] - time[k]) / (spk[k + 1] - spk[k])
+
+
+def result_spikes(result: SimResult, params: FeLIFCircuitParameters) -> np.ndarray:
+    """Spike times (s) of a `current_step_job` result."""
+    return spike_times(result.x, result["v(spk)"], params.v_spk)
+
+
+if __name__ == "__main__":
+    print(json.dumps([str(p) for p in write_neuron_files()], indent=1))
