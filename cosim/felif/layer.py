@@ -46,6 +46,13 @@ def step_method(name: str) -> StepFn:
     return METHODS[name]
 
 
+def _broadcasts_to(shape: torch.Size, target: tuple[int, ...]) -> bool:
+    try:
+        return torch.broadcast_shapes(shape, target) == target
+    except RuntimeError:
+        return False
+
+
 class FeLIFRecord(NamedTuple):
     """State traces of one forward call (after each coarse step's reset)."""
 
@@ -113,7 +120,7 @@ class FeLIFLayer(nn.Module):
         for field in dataclasses.fields(params):
             value = getattr(params, field.name)
             if isinstance(value, torch.Tensor):
-                if torch.broadcast_shapes(value.shape, (self.n,)) != (self.n,):
+                if not _broadcasts_to(value.shape, (self.n,)):
                     raise ValueError(
                         f"FeLIF parameter {field.name} of shape {tuple(value.shape)} does not broadcast to the "
                         f"layer's {self.n} neurons"
