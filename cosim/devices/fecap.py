@@ -431,5 +431,110 @@ def on_grid(result: SimResult, vector: str, grid: np.ndarray) -> np.ndarray:
     return np.interp(grid, result.x, result[vector])
 
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# Characterisation
+
+SWEEP_FREQUENCIES = (1e2, 1e4, 1e6)
+"""Sweep frequencies of the characterisation's P-V loops, Hz."""
+MAJOR_AMPLITUDE = 4.0
+"""Amplitude of the major loops, V (field 3.6e8 V/m: every domain saturates)."""
+MINOR_AMPLITUDES = (1.8, 2.5)
+"""Amplitudes of the minor (partial-switching) loops, V."""
+LOOP_PERIODS = 3
+"""Sweep periods per loop; the last one is analysed."""
+
+
+def _frequency_key(frequency: float) -> str:
+    return f"{frequency:.0f}"
+
+
+def characterize_fecap(out: str | Path, quick: bool = False) -> dict:
+    """P-V hysteresis loops of the default (multi-domain) FeCap at three sweep frequencies, major and minor, on
+    ngspice, with the single-domain reference and the Verilog-A model on VACASK for comparison.
+
+    Writes ``pv_loops.npz`` (time, v, p of every analysed period), ``pv_loops.csv`` (loop figures), ``pv_loops.png``
+    and ``summary.json`` into `out`; returns the summary: ``coercive_voltage_v`` ({frequency in Hz: {"positive",
+    "negative"}}, V) and ``remanent_polarization`` ({frequency: C/m^2}) of the major loops, the same for the minor
+    loops and the reference device, and the VACASK-vs-ngspice NRMSE of the major loops. `quick`: one minor loop.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cosim.spice import run_many
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device, reference = FeCapParameters(), FeCapParameters.reference()
+    minors = {f: (MINOR_AMPLITUDES[-1:] if quick and f == 1e4 else () if quick else MINOR_AMPLITUDES)
+              for f in SWEEP_FREQUENCIES}
+    cases = [("device", "ngspice", MAJOR_AMPLITUDE, f) for f in SWEEP_FREQUENCIES]
+    cases += [("device", "vacask", MAJOR_AMPLITUDE, f) for f in SWEEP_FREQUENCIES]
+    cases += [("reference", "ngspice", MAJOR_AMPLITUDE, f) for f in SWEEP_FREQUENCIES]
+    cases += [("device", "ngspice", a, f) for f in SWEEP_FREQUENCIES for a in minors[f]]
+    jobs = [pv_loop_job(device if which == "device" else reference, a, f, periods=LOOP_PERIODS, simulator=sim,
+                        name=f"{which} {sim} {a:g} V {f:g} Hz") for which, sim, a, f in cases]
+    results = run_many(jobs, progress=True, raise_errors=True)
+    loops, figures, arrays = {}, [], {}
+    for (which, sim, a, f), job, result in zip(cases, jobs, results):
+        loop = pv_loop(job, result, device if which == "device" else reference, f)
+        loops[which, sim, a, f] = loop
+        key = f"{which}_{sim}_{a:g}V_{f:g}Hz"
+        arrays.update({f"{key}_{name}": values for name, values in loop.items()})
+        figures.append({"device": which, "simulator": sim, "amplitude_v": a, "frequency_hz": f,
+                        **loop_figures(loop["v"], loop["p"])})
+    np.savez_compressed(out / "pv_loops.npz", **arrays)
+    columns = list(figures[0])
+    (out / "pv_loops.csv").write_text("\n".join([",".join(columns)] + [",".join(str(row[c]) for c in columns)
+                                                                        for row in figures]) + "\n")
+
+    def summary_of(which: str, amplitude: float) -> tuple[dict, dict]:
+        rows = [r for r in figures if r["device"] == which and r["simulator"] == "ngspice"
+                and r["amplitude_v"] == amplitude]
+        coercive = {_frequency_key(r['frequency_hz']): {"positive": r["coercive_positive_v"],
+                                                "negative": r["coercive_negative_v"]} for r in rows}
+        return coercive, {_frequency_key(r['frequency_hz']): r["remanent"] for r in rows}
+
+    coercive, remanent = summary_of("device", MAJOR_AMPLITUDE)
+    ref_coercive, ref_remanent = summary_of("reference", MAJOR_AMPLITUDE)
+    minor = {f"{a:g}": dict(zip(("coercive_voltage_v", "remanent_polarization"), summary_of("device", a)))
+             for a in sorted({a for amplitudes in minors.values() for a in amplitudes})}
+    agreement = {}
+    for f in SWEEP_FREQUENCIES:
+        ng, va = loops["device", "ngspice", MAJOR_AMPLITUDE, f], loops["device", "vacask", MAJOR_AMPLITUDE, f]
+        agreement[_frequency_key(f)] = nrmse(ng["p"], np.interp(ng["time"], va["time"], va["p"]))
+
+    fig, axes = plt.subplots(1, len(SWEEP_FREQUENCIES), figsize=(4.2 * len(SWEEP_FREQUENCIES), 4), sharey=True)
+    for ax, f in zip(axes, SWEEP_FREQUENCIES):
+        for (which, sim, a, freq), loop in loops.items():
+            if freq != f or sim == "vacask":
+                continue
+            style = dict(color="0.55", ls="--", label="single domain (reference), 4 V") if which == "reference" \
+                else dict(label=f"{device.n_domains} domains, {a:g} V")
+            ax.plot(loop["v"], loop["p"] * 100, **style)
+        va = loops["device", "vacask", MAJOR_AMPLITUDE, f]
+        ax.plot(va["v"], va["p"] * 100, ":", color="k", lw=1, label="Verilog-A on VACASK, 4 V")
+        ax.set(title=f"{f:g} Hz: Vc = {coercive[_frequency_key(f)]['positive']:.2f} V", xlabel="V (V)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("P (uC/cm^2)")
+    axes[-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("FeCap P-V loops (triangular sweeps, last of 3 periods)")
+    fig.tight_layout()
+    fig.savefig(out / "pv_loops.png", dpi=120)
+    plt.close(fig)
+
+    summary = {
+        "coercive_voltage_v": coercive, "remanent_polarization": remanent, "frequency_unit": "Hz",
+        "polarization_unit": "C/m^2", "major_amplitude_v": MAJOR_AMPLITUDE, "minor_loops": minor,
+        "reference_single_domain": {"coercive_voltage_v": ref_coercive, "remanent_polarization": ref_remanent},
+        "vacask_vs_ngspice_nrmse": agreement,
+        "device": {"n_domains": device.n_domains, "sigma_ea": device.sigma_ea,
+                   "parameters": dict(device.model_parameters())},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
 if __name__ == "__main__":
     print(json.dumps([str(p) for p in write_model_files()], indent=1))

@@ -347,5 +347,132 @@ def result_spikes(result: SimResult, params: FeLIFCircuitParameters) -> np.ndarr
     return spike_times(result.x, result["v(spk)"], params.v_spk)
 
 
+
+def spike_steps(times: np.ndarray, t_clk: float) -> list[int]:
+    """Coarse step (0-based, of length t_clk) of each spike time."""
+    return [int(k) for k in np.floor(np.asarray(times) / t_clk)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Characterisation
+
+REFERENCE_FIRST_CROSSING_S = {"1": 12.562e-3, "2": 6.244e-3, "5": 2.484e-3, "10": 1.237e-3, "50": 0.244e-3}
+"""REFERENCE.md's first threshold crossings (explicit Euler, h = 1 us), keyed by input current in nA."""
+FIRST_SPIKE_CURRENTS = (1e-9, 2e-9, 5e-9, 10e-9, 50e-9)
+"""Input currents of the first-spike runs, A (those REFERENCE.md lists)."""
+TRACE_CURRENTS = (1e-9, 5e-9, 10e-9)
+"""Input currents whose V and P traces are plotted, A."""
+TRACE_STOP = 30e-3
+"""Length of the first-spike runs, s."""
+
+
+def _current_key(current: float) -> str:
+    return f"{current * 1e9:g}"
+
+
+def characterize_felif(out: str | Path, quick: bool = False) -> dict:
+    """V and P traces, first spike times and the f-I curve of the default (multi-domain) neuron on ngspice, of
+    the single-domain ideal-limit neuron (REFERENCE.md's model) for comparison, and the Verilog-A neuron on VACASK.
+
+    Writes ``traces.npz``, ``traces.png``, ``fi_curve.csv``, ``fi_curve.png`` and ``summary.json`` into `out`;
+    returns the summary: ``first_spike_s`` ({input current in nA: s}), ``spike_steps`` (coarse steps of the
+    spikes), ``fi_curve`` ({"current_na", "rate_hz"}), the same under ``reference_single_domain``, the REFERENCE.md
+    crossing times and the VACASK-vs-ngspice first-spike difference. `quick`: fewer, shorter f-I runs.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cosim.spice import run_many
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    devices = {"device": FeLIFCircuitParameters(), "reference": FeLIFCircuitParameters.reference()}
+    fi_currents = (0.5e-9, 1e-9, 3e-9, 10e-9, 30e-9, 100e-9) if quick else tuple(np.geomspace(0.5e-9, 100e-9, 12))
+    fi_stop = 60e-3 if quick else 200e-3
+    cases = [(which, "ngspice", i, TRACE_STOP) for which in devices for i in FIRST_SPIKE_CURRENTS]
+    cases += [("device", "vacask", i, TRACE_STOP) for i in (1e-9, 10e-9)]
+    cases += [(which, "ngspice", i, fi_stop) for which in devices for i in fi_currents]
+    jobs = [current_step_job(devices[which], i, stop, simulator=sim, name=f"{which} {sim} {i * 1e9:g} nA {stop:g} s")
+            for which, sim, i, stop in cases]
+    results = dict(zip(cases, run_many(jobs, progress=True, raise_errors=True)))
+
+    def first_spikes(which: str, simulator: str) -> dict[str, float]:
+        found = {}
+        for (w, sim, i, stop), result in results.items():
+            if w == which and sim == simulator and stop == TRACE_STOP:
+                times = result_spikes(result, devices[which])
+                found[_current_key(i)] = float(times[0]) if len(times) else float("nan")
+        return found
+
+    def steps(which: str) -> dict[str, list[int]]:
+        return {_current_key(i): spike_steps(result_spikes(results[which, "ngspice", i, TRACE_STOP], devices[which]),
+                                             devices[which].t_clk) for i in TRACE_CURRENTS}
+
+    def fi_curve(which: str) -> dict[str, list[float]]:
+        rates = [len(result_spikes(results[which, "ngspice", i, fi_stop], devices[which])) / fi_stop
+                 for i in fi_currents]
+        return {"current_na": [i * 1e9 for i in fi_currents], "rate_hz": rates}
+
+    first = {which: first_spikes(which, "ngspice") for which in devices}
+    fi = {which: fi_curve(which) for which in devices}
+    vacask_first = first_spikes("device", "vacask")
+    rate_limit = 1.0 / (2.0 * devices["device"].t_clk)
+
+    traces = {}
+    fig, (ax_v, ax_p) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for k, i in enumerate(TRACE_CURRENTS):
+        for which, style in (("device", "-"), ("reference", "--")):
+            result = results[which, "ngspice", i, TRACE_STOP]
+            p = polarisation(result, devices[which])
+            key = f"{which}_{_current_key(i)}nA"
+            traces.update({f"{key}_time": result.x, f"{key}_v": result["v(mem)"], f"{key}_p": p,
+                           f"{key}_spk": result["v(spk)"]})
+            label = f"{_current_key(i)} nA, " + (f"{devices[which].fecap.n_domains} domains" if which == "device"
+                                                 else "single domain")
+            ax_v.plot(result.x * 1e3, result["v(mem)"], style, color=f"C{k}", lw=1, label=label)
+            ax_p.plot(result.x * 1e3, p * 100, style, color=f"C{k}", lw=1)
+    np.savez_compressed(out / "traces.npz", **traces)
+    ax_v.axhline(devices["device"].physics.v_thr, color="k", lw=0.6, ls=":")
+    ax_v.set(ylabel="V (V)", title="FeLIF neuron, constant input from V = 0, P = -P_s (ngspice)")
+    ax_v.legend(fontsize=7, ncol=3)
+    ax_p.set(xlabel="time (ms)", ylabel="P (uC/cm^2)")
+    for ax in (ax_v, ax_p):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "traces.png", dpi=120)
+    plt.close(fig)
+
+    rows = ["current_na,rate_hz_device,rate_hz_reference"]
+    rows += [f"{c!r},{a!r},{b!r}" for c, a, b in zip(fi["device"]["current_na"], fi["device"]["rate_hz"],
+                                                    fi["reference"]["rate_hz"])]
+    (out / "fi_curve.csv").write_text("\n".join(rows) + "\n")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogx(fi["device"]["current_na"], fi["device"]["rate_hz"], "o-",
+                label=f"{devices['device'].fecap.n_domains} domains")
+    ax.semilogx(fi["reference"]["current_na"], fi["reference"]["rate_hz"], "s--", color="0.5", label="single domain")
+    ax.axhline(rate_limit, color="k", lw=0.6, ls=":", label="refractory limit 1/(2 t_clk)")
+    ax.set(xlabel="input current (nA)", ylabel="rate (Hz)", title=f"f-I curve ({fi_stop * 1e3:g} ms runs, ngspice)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fi_curve.png", dpi=120)
+    plt.close(fig)
+
+    summary = {
+        "first_spike_s": first["device"], "spike_steps": steps("device"), "fi_curve": fi["device"],
+        "rate_limit_hz": rate_limit, "current_unit": "nA",
+        "reference_single_domain": {"first_spike_s": first["reference"], "spike_steps": steps("reference"),
+                                    "fi_curve": fi["reference"]},
+        "reference_md_first_crossing_s": REFERENCE_FIRST_CROSSING_S,
+        "vacask_first_spike_s": vacask_first,
+        "vacask_vs_ngspice_rel": {key: abs(value / first["device"][key] - 1) for key, value in vacask_first.items()},
+        "device": {"subcircuit": devices["device"].subcircuit,
+                   "parameters": dict(devices["device"].subcircuit_parameters())},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
 if __name__ == "__main__":
     print(json.dumps([str(p) for p in write_neuron_files()], indent=1))
