@@ -97,13 +97,17 @@ class NeuronBank:
 
     subckt: str
     """Subcircuit name."""
-    library: str
-    """ngspice library file that defines it."""
+    libraries: tuple[str, ...]
+    """ngspice library files that define it (and what it instantiates)."""
     ports: tuple[str, ...]
     """The instance's nodes in port order: "in" is the column's input node, "0" ground; any other name is a
-    node of the neuron's own, suffixed with the column index (``spike`` -> ``spike<j>``)."""
+    node of the neuron's own, suffixed with the column index (``spk`` -> ``spk<j>``)."""
     params: tuple[tuple[str, float], ...] = ()
     """Instance parameters."""
+    max_step: float | None = None
+    """Largest time step the neuron needs in a transient, s (None: no limit)."""
+    method: Literal["trap", "gear"] | None = None
+    """Integration method the neuron needs (None: the simulator's default)."""
 
     def node(self, port: str, j: int) -> str:
         """Netlist node of `port` of column j's neuron."""
@@ -114,6 +118,17 @@ class NeuronBank:
         assignments = " ".join(f"{k}={number(v)}" for k, v in self.params)
         return [f"Xn{j} {' '.join(self.node(p, j) for p in self.ports)} {self.subckt} {assignments}".rstrip()
                 for j in range(n)]
+
+
+def felif_bank(params=None) -> NeuronBank:
+    """FeLIF neurons (`cosim.devices.felif`, default: its `FeLIFCircuitParameters()`) as a `NeuronBank`: ports
+    ``in`` (membrane) and ``spk`` (spike output, v_spk while resetting), gear integration, its maximum step."""
+    from cosim.devices.felif import NEURON_MAX_STEP, FeLIFCircuitParameters, circuit_files, neuron_element
+
+    params = FeLIFCircuitParameters() if params is None else params
+    element = neuron_element("n", "in", "spk", params)
+    return NeuronBank(element.subcircuit, circuit_files(params, "ngspice")["includes"], ("in", "spk"),
+                      element.params, max_step=NEURON_MAX_STEP, method="gear")
 
 
 @dataclass(frozen=True)
@@ -298,12 +313,13 @@ class Crossbar:
         return cards
 
     def tran_job(self, spikes: np.ndarray, neurons: NeuronBank | None = None, outputs: tuple[str, ...] | None = None,
-                 step: float | None = None, max_step: float | None = None, name: str = "crossbar-tran"):
+                 step: float | None = None, name: str = "crossbar-tran"):
         """Transient of `spikes` [steps, rows] (one coarse step each) through the array.
 
         Without `neurons` the outputs are ``i(vout<j>)``; with them each column's mirror feeds the ``in`` port of
-        its neuron (node ``in<j>``). `outputs` (default: the output currents, or the neurons' input node
-        voltages ``v(in<j>)``) are the vectors kept; `step` is the output step (default dt/10), s.
+        its neuron (node ``in<j>``), and the transient uses the neurons' integration method and maximum step.
+        `outputs` (default: the output currents, or the neurons' input node voltages ``v(in<j>)``) are the
+        vectors kept; `step` is the output step (default dt/10), s.
         """
         from cosim.spice import SimJob, Tran
 
@@ -313,15 +329,18 @@ class Crossbar:
             body = self.netlist(sources)
             includes: tuple[str, ...] = ()
             default_outputs = tuple(f"i(vout{j})" for j in range(self.cols))
+            max_step, method = None, None
         else:
             if "in" not in neurons.ports:
                 raise ValueError(f"NeuronBank {neurons.subckt}: ports {neurons.ports} have no 'in' port")
             body = "\n".join([self.netlist(sources, [neurons.node("in", j) for j in range(self.cols)]),
                               *neurons.cards(self.cols)])
-            includes = (neurons.library,)
+            includes = neurons.libraries
             default_outputs = tuple(f"v(in{j})" for j in range(self.cols))
-        stop = len(spikes) * cfg.dt
-        analysis = Tran(stop=stop, step=step or cfg.dt / 10, max_step=max_step)
+            max_step, method = neurons.max_step, neurons.method
+        step = step or cfg.dt / 10
+        analysis = Tran(stop=len(spikes) * cfg.dt, step=min(step, max_step or step), max_step=max_step,
+                        method=method)
         return SimJob(circuit=self._circuit(body, f"crossbar {self.rows}x{self.cols} transient", includes),
                       analysis=analysis, outputs=outputs or default_outputs, simulator="ngspice", name=name,
                       timeout=3600.0)
