@@ -9,9 +9,9 @@ is the displacement current of the ferroelectric's dielectric part, the polarisa
     dp_i/dt = (sign(E) - p_i) exp(-(k_i E_a / (|E| + E_guard))^alpha) / tau0
 
 Each of the N domains (grains) keeps its normalised polarisation p_i = P_i/P_s in [-1, 1] on an internal node
-(a capacitor of the domain's switchable charge A P_s/N, so that its current is the domain's polarisation current
-in amperes and the simulators' current tolerances apply to it) and switches with its own activation field k_i E_a; all domains see the
-same field. With N = 1 and k_1 = 1 this is exactly the reference model. In an operating point (DC, and the one
+(a capacitor of the domain's switchable charge A P_s/N: its current is the domain's polarisation current in
+amperes, so the simulators' current tolerances apply to it) and switches with its own activation field k_i E_a;
+all domains see the same field (in ngspice held on a node u = E/E_a, which keeps each source's derivative small). With N = 1 and k_1 = 1 this is exactly the reference model. In an operating point (DC, and the one
 a transient starts from) each p_i is held at the parameter p0 (default -1: negative saturation), since the
 polarisation is a state, not a function of the bias.
 
@@ -424,11 +424,6 @@ def _crossing(x: np.ndarray, y: np.ndarray, rising_through_zero: bool) -> float:
 def nrmse(reference: np.ndarray, other: np.ndarray) -> float:
     """Root-mean-square difference over the reference's peak-to-peak range."""
     return float(np.sqrt(np.mean((np.asarray(other) - np.asarray(reference)) ** 2)) / np.ptp(reference))
-
-
-def on_grid(result: SimResult, vector: str, grid: np.ndarray) -> np.ndarray:
-    """A vector interpolated onto `grid` (each simulator picks its own time points)."""
-    return np.interp(grid, result.x, result[vector])
 
 
 

@@ -40,7 +40,7 @@ from typing import Sequence
 import numpy as np
 
 from cosim.devices.fecap import (
-    MODEL_FIELDS, MODELS_DIR, NETLISTS_DIR, SHIPPED_DOMAIN_COUNTS, FeCapParameters, Simulator, default_parameters as fecap_defaults,
+    MODELS_DIR, NETLISTS_DIR, SHIPPED_DOMAIN_COUNTS, FeCapParameters, Simulator, default_parameters as fecap_defaults,
     domain_vectors, model_name as fecap_model_name, shipped_files as fecap_shipped_files,
 )
 from cosim.felif.physics import FeLIFParameters
