@@ -11,9 +11,10 @@ is the displacement current of the ferroelectric's dielectric part, the polarisa
 Each of the N domains (grains) keeps its normalised polarisation p_i = P_i/P_s in [-1, 1] on an internal node
 (a capacitor of the domain's switchable charge A P_s/N: its current is the domain's polarisation current in
 amperes, so the simulators' current tolerances apply to it) and switches with its own activation field k_i E_a;
-all domains see the same field (in ngspice held on a node u = E/E_a, which keeps each source's derivative small). With N = 1 and k_1 = 1 this is exactly the reference model. In an operating point (DC, and the one
-a transient starts from) each p_i is held at the parameter p0 (default -1: negative saturation), since the
-polarisation is a state, not a function of the bias.
+all domains see the same field (in ngspice held on a node u = E/E_a, which keeps each source's derivative small).
+With N = 1 and k_1 = 1 this is exactly the reference model. In an operating point (DC, and the one a transient
+starts from) each p_i is held at the parameter p0 (default -1: negative saturation), since the polarisation is a
+state, not a function of the bias.
 
 Multi-domain default (the device the rest of the pipeline uses): N = 8 domains whose activation fields are
 log-normally spread around E_a with log-width sigma_Ea = DEFAULT_SIGMA_EA = 0.19, placed at the N quantile

@@ -41,7 +41,7 @@ import numpy as np
 
 from cosim.devices.fecap import (
     MODELS_DIR, NETLISTS_DIR, SHIPPED_DOMAIN_COUNTS, FeCapParameters, Simulator, default_parameters as fecap_defaults,
-    domain_vectors, model_name as fecap_model_name, shipped_files as fecap_shipped_files,
+    domain_vectors, model_name as fecap_model_name, sample_devices, shipped_files as fecap_shipped_files,
 )
 from cosim.felif.physics import FeLIFParameters
 from cosim.spice import Circuit, SimJob, SimResult, Tran
@@ -108,7 +108,8 @@ class FeLIFCircuitParameters:
             raise ValueError(f"FeLIF circuit needs v_erase < v_reset < v_thr, got {self.v_erase!r}, "
                              f"{p.v_reset!r}, {p.v_thr!r} V")
         if not self.t_erase < self.t_clk:
-            raise ValueError(f"FeLIF circuit t_erase ({self.t_erase!r} s) must be shorter than t_clk ({self.t_clk!r} s)")
+            raise ValueError(f"FeLIF circuit t_erase ({self.t_erase!r} s) must be shorter than t_clk "
+                             f"({self.t_clk!r} s)")
         if not 100 * self.tau_q <= self.t_erase:
             raise ValueError(f"FeLIF circuit tau_q ({self.tau_q!r} s) must be at most t_erase/100 "
                              f"({self.t_erase / 100!r} s): the latch must be fast against the reset phases")
@@ -128,6 +129,12 @@ class FeLIFCircuitParameters:
 
 CIRCUIT_FIELDS = ("v_erase", "t_erase", "r_on", "t_clk", "v_spk", "v_sgn", "v_cmp", "tau_q")
 """FeLIFCircuitParameters fields that are subcircuit parameters."""
+
+
+def sample_neurons(params: FeLIFCircuitParameters, n: int, sigma: float, seed: int) -> list[FeLIFCircuitParameters]:
+    """n neurons whose FeCaps carry device-to-device variability (`cosim.devices.fecap.sample_devices`: the
+    training model's draw for the same seed, so neuron i here is neuron i of that network instance)."""
+    return [params.replace(fecap=device) for device in sample_devices(params.fecap, n, sigma, seed)]
 
 
 def subcircuit_name(n_domains: int) -> str:
@@ -390,6 +397,7 @@ def characterize_felif(out: str | Path, quick: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     devices = {"device": FeLIFCircuitParameters(), "reference": FeLIFCircuitParameters.reference()}
     fi_currents = (0.5e-9, 1e-9, 3e-9, 10e-9, 30e-9, 100e-9) if quick else tuple(np.geomspace(0.5e-9, 100e-9, 12))
+    fi_currents = tuple(round(float(i), 15) for i in fi_currents)
     fi_stop = 60e-3 if quick else 200e-3
     cases = [(which, "ngspice", i, TRACE_STOP) for which in devices for i in FIRST_SPIKE_CURRENTS]
     cases += [("device", "vacask", i, TRACE_STOP) for i in (1e-9, 10e-9)]
@@ -413,7 +421,7 @@ def characterize_felif(out: str | Path, quick: bool = False) -> dict:
     def fi_curve(which: str) -> dict[str, list[float]]:
         rates = [len(result_spikes(results[which, "ngspice", i, fi_stop], devices[which])) / fi_stop
                  for i in fi_currents]
-        return {"current_na": [i * 1e9 for i in fi_currents], "rate_hz": rates}
+        return {"current_na": [round(i * 1e9, 6) for i in fi_currents], "rate_hz": rates}
 
     first = {which: first_spikes(which, "ngspice") for which in devices}
     fi = {which: fi_curve(which) for which in devices}

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from cosim.devices import felif
-from cosim.devices.fecap import FeCapParameters, nrmse
+from cosim.devices.fecap import FeCapParameters, nrmse, sample_devices
 from cosim.devices.felif import (
     REFERENCE_FIRST_CROSSING_S, FeLIFCircuitParameters, current_step_job, polarisation, result_spikes, spike_steps,
 )
@@ -107,6 +107,13 @@ def test_verilog_a_neuron_on_vacask_matches_ngspice(params):
         ngspice, vacask = (result_spikes(r, params) for r in results[2 * k:2 * k + 2])
         assert vacask[0] == pytest.approx(ngspice[0], rel=0.01), f"{current * 1e9:g} nA"
         assert spike_steps(vacask, params.t_clk) == spike_steps(ngspice, params.t_clk)
+
+
+def test_sample_neurons_vary_only_their_fecaps():
+    neurons = felif.sample_neurons(FeLIFCircuitParameters(), 4, 0.05, seed=11)
+    devices = sample_devices(FeCapParameters(), 4, 0.05, seed=11)
+    assert [neuron.fecap for neuron in neurons] == devices
+    assert all(neuron.replace(fecap=FeCapParameters()) == FeLIFCircuitParameters() for neuron in neurons)
 
 
 def test_standalone_testbench_deck():
