@@ -51,6 +51,7 @@ class _Merge(torch.autograd.Function):
     def forward(ctx, v, p, i_in, fine_v, fine_p, reset, params, cfg):
         ctx.save_for_backward(v, p, i_in, reset)
         ctx.params, ctx.cfg = params, cfg
+        ctx.set_materialize_grads(False)  # an unused output (V or P) adds no term, and no zero gradients
         return tuple(physics.reset_state(FeLIFState(fine_v, fine_p), reset, params))
 
     @staticmethod
@@ -60,9 +61,9 @@ class _Merge(torch.autograd.Function):
         with torch.enable_grad():
             inputs = tuple(t.detach().requires_grad_() for t in (v, p, i_in))
             coarse = coarse_step(FeLIFState(inputs[0], inputs[1]), inputs[2], ctx.params, ctx.cfg, guard=True)
-            grads = torch.autograd.grad(
-                coarse, inputs, (grad_v.masked_fill(reset, 0.0), grad_p.masked_fill(reset, 0.0)), allow_unused=True
-            )
+            outs, grads_out = zip(*((out, g.masked_fill(reset, 0.0)) for out, g in zip(coarse, (grad_v, grad_p))
+                                    if g is not None))
+            grads = torch.autograd.grad(outs, inputs, grads_out, allow_unused=True)
         return (*grads, None, None, None, None, None)
 
 
@@ -78,8 +79,8 @@ def bruno_step(
     Parameters get no gradient (they are device constants, never trained).
     """
     _check_rate_grad(cfg)
-    v, p, i_in = torch.broadcast_tensors(state.v, state.p, i_in.to(state.v.dtype))
-    reset = s_prev.detach().to(torch.bool).expand(v.shape)
-    fine = fine_forward(FeLIFState(v.detach(), p.detach()), i_in.detach(), params, cfg, frozen=reset)
-    new_state = FeLIFState(*_Merge.apply(v, p, i_in, fine.v, fine.p, reset, params, cfg))
+    reset = s_prev.detach().to(torch.bool)
+    fine = fine_forward(FeLIFState(state.v.detach(), state.p.detach()), i_in.detach(), params, cfg, frozen=reset)
+    reset = reset.expand(fine.v.shape)
+    new_state = FeLIFState(*_Merge.apply(state.v, state.p, i_in, fine.v, fine.p, reset, params, cfg))
     return spike(new_state.v, params.v_thr, cfg), new_state
