@@ -1,6 +1,6 @@
 """Training configuration: small frozen dataclasses composed into `TrainConfig`, loaded from TOML.
 
-A config file has one table per part ([data], [model], [optimiser], [run]); a missing key takes the default
+A config file has one table per part ([data], [model], [optimiser], [run], [verify]); a missing key takes the default
 below. `load_config(file, overrides)` reads a file (or a shipped config by name: "music", "tactile",
 "tactile-lif") and applies overrides written "section.key=value" (the value in TOML syntax; a bare word is a
 string). An unknown section or key raises `ConfigError` naming it, with the valid ones and a "did you mean".
@@ -133,6 +133,23 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class VerifyConfig:
+    """SPICE verification of the device layer (`cosim.verify`): on demand with `cosim verify`, and every `every`
+    epochs during training."""
+
+    every: int = 0
+    """Verify in SPICE every K epochs during training (0: never during training)."""
+    samples: int = 4
+    """Test samples simulated per verification (fewer when the CPU-time budget runs out)."""
+    cpu_budget_s: float = 600.0
+    """Simulation CPU time one verification may spend, s; samples that would exceed it are skipped."""
+    tolerance: float = 0.95
+    """SPICE vs surrogate prediction agreement below which a warning is raised (fraction)."""
+    max_steps: int = 0
+    """Simulate only the first N coarse steps of each sample (0: all)."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """A whole training run."""
 
@@ -144,6 +161,8 @@ class TrainConfig:
     """Optimiser and schedule."""
     run: RunConfig = RunConfig()
     """Epochs, seed, run folder."""
+    verify: VerifyConfig = VerifyConfig()
+    """SPICE verification."""
 
 
 SECTIONS: dict[str, type] = typing.get_type_hints(TrainConfig)
@@ -255,6 +274,13 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         problems.append("run.epochs must be >= 1 and run.threads >= 0")
     if not r.out:
         problems.append("run.out (the run folder) must not be empty")
+    v = cfg.verify
+    if v.every < 0 or v.samples < 1 or v.max_steps < 0 or not v.cpu_budget_s > 0 or not 0 <= v.tolerance <= 1:
+        problems.append("verify: need every >= 0, samples >= 1, max_steps >= 0, cpu_budget_s > 0 and tolerance in "
+                        "[0, 1]")
+    if v.every and (m.neuron != "felif" or m.bits not in (3, 4)):
+        problems.append("verify.every > 0 needs FeLIF neurons and 3- or 4-bit synapses (model.neuron = \"felif\", "
+                        "model.bits = 3 or 4): SPICE verification maps weight levels onto RRAM conductance pairs")
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
     return cfg

@@ -6,7 +6,8 @@ Run folder (`RunConfig.out`):
 * ``metrics.jsonl`` and ``metrics.csv``: one row per epoch (see `Trainer.epoch_metrics`);
 * ``checkpoints/epoch-NNNN.pt``: model, optimiser, scheduler, metrics so far, and every RNG state (torch, numpy,
   Python, the data-order generator) after epoch NNNN;
-* ``curves.png``: training curves, drawn when the run ends (also when it stops on a NaN).
+* ``curves.png``: training curves, drawn when the run ends (also when it stops on a NaN);
+* ``verify_history.jsonl``, ``verify/``: SPICE verification every verify.every epochs (`cosim.verify`).
 
 Resuming loads the newest checkpoint and continues from the next epoch with the same RNG states, so an
 interrupted and resumed run gives the same metrics as an uninterrupted one with the same seed (given the same
@@ -32,7 +33,8 @@ from cosim.train.models import build_model
 from cosim.train.plots import plot_curves
 from cosim.train.tasks import Sums, layer_names, make_task, spike_counts
 
-RESUMABLE_CHANGES = ("run.epochs", "run.threads")
+RESUMABLE_CHANGES = ("run.epochs", "run.threads", "verify.every", "verify.samples", "verify.cpu_budget_s",
+                     "verify.tolerance", "verify.max_steps")
 """Config fields that may differ between a run and its resumption."""
 
 
@@ -122,6 +124,10 @@ class Trainer:
                                          for k, v in row.items()))
                 save_checkpoint(checkpoint_path(self.run_dir, self.epoch), self._state())
                 write_metrics(self.run_dir, self.history)
+                if self.cfg.verify.every and self.epoch % self.cfg.verify.every == 0:
+                    from cosim.verify.runner import verify_epoch  # SPICE only when asked for
+
+                    verify_epoch(self.model, self.task, self.cfg, self.run_dir, self.epoch, self.progress)
         finally:
             if self.history:
                 plot_curves(self.history, self.run_dir / "curves.png",
