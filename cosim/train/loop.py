@@ -131,8 +131,8 @@ class Trainer:
         finally:
             if self.history:
                 plot_curves(self.history, self.run_dir / "curves.png",
-                            title=f"{self.cfg.model.network} ({self.cfg.model.neuron}, bits {self.cfg.model.bits}): "
-                                  f"{self.task.source}")
+                            title=f"{self.cfg.model.network} ({self.cfg.model.neuron}, "
+                                  f"{self.cfg.model.bits or 'float'} bits): {self.task.source}")
         return self.history
 
     def epoch_metrics(self, epoch: int) -> dict[str, Any]:

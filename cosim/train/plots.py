@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
@@ -27,7 +28,6 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "") 
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    axes[1, 0].set_yscale("symlog", linthresh=1.0)
     ax = axes[1, 1]
     ax.semilogy(epochs, series("lr"), marker="o", ms=3, color="C0")
     ax.set_ylabel("learning rate", color="C0")
@@ -36,6 +36,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path, title: str = "") 
     twin.set_ylabel("epoch time (s)", color="C1")
     for ax in axes[1]:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
