@@ -4,19 +4,20 @@
   cfg.substeps sub-steps of cfg.h (`integrators.latched_substeps`, the same scheme and within-step latch as
   BRUNO's fine forward), so the graph holds dt/h nodes per coarse step.
 - "bptt_ckpt" (`bptt_ckpt_step`): the same, with each coarse step checkpointed (`torch.utils.checkpoint`,
-  non-reentrant): only the step's inputs are kept, and its sub-steps are recomputed during the backward pass.
+  reentrant): only the step's inputs are kept, and its sub-steps are recomputed during the backward pass.
   Values and gradients equal plain BPTT.
 - "coarse" (`coarse_only_step`): the ablation without the fine loop: one explicit Euler step of cfg.dt in the
-  forward and the backward pass (BRUNO's differentiable coarse step, `bruno.coarse_step`, used for the value too).
+  forward pass, BRUNO's coarse-step gradient in the backward pass.
 
 All three share BRUNO's semantics: reset from the previous step's spike (gradient stopped) overwriting this
 step's result, spike = Heaviside(V - V_thr) with the surrogate of cfg. cfg.rate_grad applies to the coarse step
-("coarse"); BPTT always differentiates the fine scheme exactly.
+("coarse"); BPTT always differentiates the fine scheme exactly (in float32 its gradient overflows over long runs
+where the switching rate makes the sub-step Jacobian large: that is the method, not a bug of this code).
 
 BPTT speed: a Python loop of eager torch ops pays interpreter and autograd overhead on ~30 tiny tensor ops per
 sub-step. The default backend "compiled" fuses `BPTT_CHUNK` sub-steps, forward and backward, into one
-`torch.compile` (inductor) graph; on 2 CPU cores it ran the benchmark shapes about 20x faster than eager and kept
-less memory (numbers in benchmarks/RESULTS.md). The first call per shape, dtype and parameter set compiles for
+`torch.compile` (inductor) graph; on 2 CPU cores it ran the benchmark shapes 20-35x faster than eager and, since
+inductor recomputes a chunk's intermediates instead of saving them, with 60-80x less memory (benchmarks/RESULTS.md). The first call per shape, dtype and parameter set compiles for
 10-30 s (cached on disk by inductor). "eager" (``COSIM_BPTT_BACKEND=eager`` or ``backend="eager"``) skips the
 compiler: for short runs, debugging, or where no C++ compiler is installed.
 """
@@ -92,6 +93,14 @@ def bptt_step(
     return spike(new_state.v, params.v_thr, cfg), new_state
 
 
+def _bptt_tensors(
+    i_in: torch.Tensor, v: torch.Tensor, p: torch.Tensor, s_prev: torch.Tensor, params: FeLIFParameters,
+    cfg: StepConfig, backend: str | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    spikes, state = bptt_step(i_in, FeLIFState(v, p), s_prev, params, cfg, backend)
+    return spikes, state.v, state.p
+
+
 def bptt_ckpt_step(
     i_in: torch.Tensor,
     state: FeLIFState,
@@ -100,16 +109,36 @@ def bptt_ckpt_step(
     cfg: StepConfig,
     backend: str | None = None,
 ) -> tuple[torch.Tensor, FeLIFState]:
-    """`bptt_step` checkpointed over the coarse step: its sub-steps are recomputed in the backward pass."""
-    return checkpoint(bptt_step, i_in, state, s_prev, params, cfg, backend, use_reentrant=False)
+    """`bptt_step` checkpointed over the coarse step: its sub-steps are recomputed in the backward pass.
+
+    Reentrant checkpointing: the forward runs without autograd and the step's graph exists only while its
+    backward runs, so memory stays at one coarse step's graph. (Non-reentrant checkpointing still builds the
+    whole graph in the forward and drops only the saved tensors; for tensors of a few hundred floats the graph's
+    own nodes weigh as much, and it saved only 6-50 % of BPTT's memory here: benchmarks/RESULTS.md.) As with
+    any reentrant checkpoint, differentiate with ``loss.backward()``, not ``torch.autograd.grad``.
+    """
+    tensors = (i_in, state.v, state.p)
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+        return bptt_step(i_in, state, s_prev, params, cfg, backend)
+    spikes, v, p = checkpoint(_bptt_tensors, *tensors, s_prev, params, cfg, backend, use_reentrant=True)
+    return spikes, FeLIFState(v, p)
 
 
 def coarse_only_step(
     i_in: torch.Tensor, state: FeLIFState, s_prev: torch.Tensor, params: FeLIFParameters, cfg: StepConfig
 ) -> tuple[torch.Tensor, FeLIFState]:
-    """The ablation: one differentiable Euler step of cfg.dt (no fine loop), then BRUNO's reset and spike."""
+    """The ablation: BRUNO with its fine forward replaced by one plain explicit Euler step of cfg.dt.
+
+    Value: that Euler step (no rate cap: where r dt > 1 it overshoots and is clipped, the failure the ablation
+    shows). Gradient: BRUNO's, the guarded coarse step (`bruno.coarse_step`, cfg.rate_grad honoured), so the
+    ablation differs from BRUNO only in the forward pass. Then BRUNO's reset and spike.
+    """
     reset = s_prev.detach().to(torch.bool)
-    new_state = physics.reset_state(coarse_step(state, i_in, params, cfg), reset, params)
+    with torch.no_grad():
+        value = coarse_step(state, i_in, params, cfg)
+    grad_path = coarse_step(state, i_in, params, cfg, guard=True)
+    merged = FeLIFState(*(x + (g - g.detach()) for x, g in zip(value, grad_path)))
+    new_state = physics.reset_state(merged, reset, params)
     return spike(new_state.v, params.v_thr, cfg), new_state
 
 

@@ -71,7 +71,8 @@ def test_device_parameters_stay_fixed_in_a_layer(monkeypatch):
     assert torch.equal(layer.params.area, params.area)
 
 
-def test_cycle_to_cycle_changes_on_every_call():
+def test_cycle_to_cycle_changes_on_every_call(monkeypatch):
+    monkeypatch.setenv("COSIM_FINE_BACKEND", "torch")
     generator = torch.Generator().manual_seed(0)
     step = with_cycle_to_cycle(bruno_step, 0.05, generator=generator)
     state = initial_state((2, 3), BASE, torch.float64)
