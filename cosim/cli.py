@@ -60,6 +60,26 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from cosim.spice import SimError
+    from cosim.train.config import ConfigError
+    from cosim.verify.export import HardwareConfig
+    from cosim.verify.runner import verify_run
+
+    try:
+        hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", n_domains=args.domains,
+                            seed=args.seed)
+        summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, args.scheduler)
+    except (ConfigError, FileNotFoundError, ValueError, TypeError, RuntimeError, SimError) as err:
+        print(f"cosim verify: {err}", file=sys.stderr)
+        return 1
+    keys = ("prediction_agreement", "spike_count_agreement", "spike_time_error_s", "spice_metric",
+            "surrogate_metric", "metric", "samples", "seconds")
+    print(json.dumps({key: summary[key] for key in keys}, indent=1))
+    print(f"cosim verify: wrote {Path(args.run_dir) / 'verify.json'} and {Path(args.run_dir) / 'verify'}/raster.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cosim",
@@ -85,6 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run folder (overrides run.out)")
     train.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     train.set_defaults(func=_train)
+
+    verify = sub.add_parser("verify", help="simulate a trained network's FeLIF layer in SPICE (RRAM crossbar + neuron "
+                                           "circuits) and compare with the surrogate: verify.json")
+    verify.add_argument("run_dir", help="the training run folder")
+    verify.add_argument("--checkpoint", help="checkpoint file, or its name in RUN_DIR/checkpoints (default: newest)")
+    verify.add_argument("--samples", type=int, help="test samples to simulate (default: the run's verify.samples)")
+    verify.add_argument("--budget", type=float, metavar="SECONDS",
+                        help="simulation CPU-time budget (default: the run's verify.cpu_budget_s)")
+    verify.add_argument("--scheduler", help="Dask scheduler address (default: local worker processes)")
+    verify.add_argument("--jobs", type=int, help="simulations at once (default: the machine's cores)")
+    verify.add_argument("--programming", choices=["monte_carlo", "ideal"], default="monte_carlo",
+                        help="RRAM devices drawn from the write-verify Monte Carlo (default) or exactly on target")
+    verify.add_argument("--levels-file", help="programmed levels (levels.json of `cosim characterize rram`) instead "
+                                              "of a fresh Monte Carlo")
+    verify.add_argument("--domains", type=int, default=1, help="FeCap domains of the neuron circuits (1 or 8)")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the programming draw (default 0)")
+    verify.set_defaults(func=_verify)
 
     report = sub.add_parser("report", help="build one HTML page with the plots and figures of a run folder")
     report.add_argument("run_dir", help="the run folder (e.g. runs/main)")

@@ -13,7 +13,8 @@ hidden LIF spikes of a seeded forward pass for tactile) and drive both sides:
 
 CPU-time budget: samples are simulated in rounds of as many as run at once; after each round the measured
 simulation time per sample (the jobs' own wall time) predicts the next round, which is only started if it fits
-in what is left of the budget. The first round always runs.
+in what is left of the budget. The first round always runs; a job may take as long as the whole budget (at
+least MIN_JOB_TIMEOUT_S).
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ from cosim.verify.export import (DeviceLayer, HardwareConfig, HardwareLayer, dev
 
 WINDOWS_PER_STEP = 20
 """Surrogate V samples per coarse step (the grid on which V is compared)."""
+MIN_JOB_TIMEOUT_S = 60.0
+"""Wall-time limit of one SPICE job when the CPU-time budget is smaller, s (the budget's limit otherwise)."""
 
 
 class SpiceDivergenceWarning(UserWarning):
@@ -98,7 +101,8 @@ def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: 
                    scheduler: Any = None, progress: bool = True) -> tuple[list[list[Traces] | None], float]:
     """SPICE traces per sample (None where skipped for the budget or failed) and the simulation CPU time, s."""
     grid = (np.arange(max(len(s) for s in spikes) * WINDOWS_PER_STEP) + 1) * chip.layer.cfg.dt / WINDOWS_PER_STEP
-    per_sample = [sample_jobs(chip, sample, f"verify-sample{s}", timeout=budget_s) for s, sample in enumerate(spikes)]
+    timeout = max(budget_s, MIN_JOB_TIMEOUT_S)
+    per_sample = [sample_jobs(chip, sample, f"verify-sample{s}", timeout) for s, sample in enumerate(spikes)]
     jobs_per_sample = len(per_sample[0])
     round_size = max(1, _parallel_slots(n_jobs, scheduler) // jobs_per_sample)
     out: list[list[Traces] | None] = [None] * len(spikes)
