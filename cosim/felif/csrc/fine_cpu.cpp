@@ -20,6 +20,7 @@ namespace {
 
 constexpr int BLOCK = 64;  // neurons per block: 4 AVX-512 float vectors, 8 double
 constexpr int LATCH_CHECK = 16;  // sub-steps between checks whether a whole block has latched
+constexpr int64_t PARALLEL_MIN_WORK = 2000000;  // neuron-sub-steps (~4 ms on one core) before using threads
 
 template <typename T>
 COSIM_HD Lane<T> lane_of(const T (&c)[N_COEF][BLOCK], const T* cur, int j) {
@@ -115,8 +116,11 @@ void run_all(const Step& step, const torch::Tensor& v, const torch::Tensor& p, c
   const bool* fp = frozen.numel() ? frozen.data_ptr<bool>() : nullptr;
   T* vo = v_out.data_ptr<T>();
   T* po = p_out.data_ptr<T>();
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n_blocks)));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  // Small jobs run on the calling thread: after a parallel region libgomp's workers spin-wait for the next one
+  // (milliseconds), which on a loaded machine takes the core from the caller's own small torch ops.
+  const bool parallel = total * n_sub >= PARALLEL_MIN_WORK && at::get_num_threads() > 1 && n_blocks > 1;
+  const int threads = parallel ? static_cast<int>(std::min<int64_t>(at::get_num_threads(), n_blocks)) : 1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int64_t start = b * BLOCK;
     run_block<T, Step>(step, start, std::min<int64_t>(BLOCK, total - start), vp, pp, ip, cp, coef_len, fp, vo, po,
