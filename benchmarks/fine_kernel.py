@@ -92,13 +92,13 @@ def main() -> None:
         date=stamp, machine=platform.node(), cpus=os.cpu_count(), command=shlex.join(sys.argv),
         load_average_before=load_before, load_average_after=load_after, rows=rows,
         fine_kernel_steps_per_s=best), indent=2))
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(11, 5))
     labels = [f"{r['integrator'][:3]} {r['h'] * 1e6:g}us\n{r['dtype'][5:]} n{r['neurons']} t{r['threads']}"
               for r in rows]
     ax.bar(range(len(rows)), [r["substeps_per_s"] / 1e6 for r in rows], label="wall")
     ax.plot(range(len(rows)), [r["substeps_per_cpu_s"] / 1e6 for r in rows], "k.", label="per CPU-second")
     ax.axhline(GOAL / 1e6, color="r", ls="--", label="goal (Euler, 2 cores)")
-    ax.set_xticks(range(len(rows)), labels, fontsize=6)
+    ax.set_xticks(range(len(rows)), labels, fontsize=6, rotation=90)
     ax.set_yscale("log")
     ax.set_ylabel("M neuron-sub-steps / s")
     ax.set_title(f"fused FeLIF fine kernel, {platform.node()}, {os.cpu_count()} CPUs")
