@@ -60,6 +60,19 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit(args: argparse.Namespace) -> int:
+    from cosim.surrogates import fitter
+
+    try:
+        fit = fitter(args.kind)
+    except ValueError as err:
+        print(f"cosim fit: {err}", file=sys.stderr)
+        return 1
+    path = fit(Path(args.out) if args.out else None, seed=args.seed, quick=args.quick, n_jobs=args.jobs)
+    print(f"cosim fit {args.kind}: wrote {path} (validation report next to it)")
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from cosim.spice import SimError
     from cosim.train.config import ConfigError
@@ -105,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="run folder (overrides run.out)")
     train.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     train.set_defaults(func=_train)
+
+    fit = sub.add_parser("fit", help="fit a surrogate to circuit simulations and validate it (surrogates/<kind>.json)")
+    fit.add_argument("kind", choices=["felif", "rram", "crossbar"], help="which surrogate")
+    fit.add_argument("--out", help="artifact path (default: the shipped surrogates/<kind>.json)")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the design of experiments (default 0)")
+    fit.add_argument("--quick", action="store_true", help="a smaller design of experiments: a fast check")
+    fit.add_argument("--jobs", type=int, help="simulations at once (default: the machine's cores)")
+    fit.set_defaults(func=_fit)
 
     verify = sub.add_parser("verify", help="simulate a trained network's FeLIF layer in SPICE (RRAM crossbar + neuron "
                                            "circuits) and compare with the surrogate: verify.json")

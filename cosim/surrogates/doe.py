@@ -65,11 +65,12 @@ class Stimulus:
         return self.steps * self.dt
 
     def pwl(self, edge: float = 100e-9) -> Pwl:
-        """The current as a PWL source: steps with linear edges of `edge` s centred on the step boundaries
-        (same charge per coarse step as the zero-order hold)."""
-        if not 0 < edge < self.dt:
-            raise ValueError(f"stimulus {self.name!r}: PWL edge must be in (0, dt={self.dt}) s, got {edge}")
-        points = [(0.0, self.current[0])]
+        """The current as a PWL source: 0 at t = 0 (the operating point is the neuron at rest), a ramp of `edge`
+        s to the first current, then steps with linear edges of `edge` s centred on the step boundaries (the
+        charge of each coarse step as in the zero-order hold, less I_0 edge / 2 in the first)."""
+        if not 0 < edge < self.dt / 2:
+            raise ValueError(f"stimulus {self.name!r}: PWL edge must be in (0, dt/2={self.dt / 2}) s, got {edge}")
+        points = [(0.0, 0.0), (edge, self.current[0])]
         for k in range(1, self.steps):
             if self.current[k] != self.current[k - 1]:
                 t = k * self.dt

@@ -51,15 +51,27 @@ def simulate(
     cfg: StepConfig = StepConfig(),
     sample_every: float = 100e-6,
     dtype: torch.dtype = torch.float64,
+    threads: int | None = 1,
+    from_reset: Sequence[bool] | None = None,
 ) -> list[Traces]:
     """Traces of the training model (BRUNO forward pass) for each stimulus, all run as one batch of neurons.
 
     `params` fields may be tensors of shape (len(stimuli),) (one parameter set per stimulus). V and P are
     recorded at the end of every `sample_every` (s) window; during the refractory step the reset state is
     recorded. Crossing times are interpolated linearly within the fine sub-step where V passes V_thr.
+    threads: torch (OpenMP) threads of the kernel during the call (None: leave as set). One by default: a few
+    hundred neurons are far below what pays for the threads' synchronisation at every call.
+    from_reset: per stimulus, start from the reset state (V_reset, -P_s) instead of rest (V = 0, -P_s).
     """
     if not stimuli:
         return []
+    if threads is not None:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return simulate(stimuli, params, cfg, sample_every, dtype, threads=None, from_reset=from_reset)
+        finally:
+            torch.set_num_threads(previous)
     n_windows = windows_per_step(cfg, sample_every)
     window = StepConfig(dt=sample_every, h=cfg.h, integrator=cfg.integrator)
     current = current_matrix(stimuli, cfg.dt, dtype)
@@ -68,6 +80,8 @@ def simulate(
     v_reset = torch.as_tensor(params.v_reset, dtype=dtype).expand(batch)
     p_reset = -torch.as_tensor(params.p_s, dtype=dtype).expand(batch)
     state = physics.initial_state((batch,), params, dtype)
+    if from_reset is not None:
+        state = physics.reset_state(state, torch.tensor(list(from_reset), dtype=torch.bool), params)
     spiked = torch.zeros(batch, dtype=torch.bool)
     v_rec = torch.empty(steps * n_windows, batch, dtype=dtype)
     p_rec = torch.empty_like(v_rec)

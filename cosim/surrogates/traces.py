@@ -119,7 +119,7 @@ class Comparison:
         """The headline numbers as plain floats."""
         return {"spike_count_agreement": self.spike_count_agreement, "spike_time_error_rel": self.spike_time_error_rel,
                 "v_nrmse": self.v_nrmse, "n_spikes_reference": self.n_reference, "n_spikes_model": self.n_model,
-                "paired_spikes": len(self.time_errors)}
+                "paired_spikes": len(self.time_errors), "v_samples": len(self.v_errors)}
 
 
 def compare(reference: list[Traces], model: list[Traces]) -> Comparison:

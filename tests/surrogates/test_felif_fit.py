@@ -35,7 +35,7 @@ def test_make_surrogate_writes_artifact_and_report(tmp_path):
     assert all(goal["met"] for goal in artifact.validation["goals"].values())
     assert set(artifact.validation["holdout"]["per_stimulus"]) == {s.name for s in holdout}
     assert [doe.Stimulus.from_dict(s) for s in artifact.doe["holdout"]] == list(holdout)
-    assert artifact.provenance.seeds == {"doe": 7}
+    assert artifact.provenance.seeds == {"doe": 7, "fit_starts": 0}
     assert surrogate.support.i_in == (2e-9, 10e-9)  # the fit stimuli's range
     assert surrogate.support.v[0] == pytest.approx(-1.3, abs=0.01)
     for name in ("felif_report.md", "felif_overlays.png", "felif_rasters.png", "felif_errors.png",
@@ -60,6 +60,7 @@ def test_stimuli_render_to_pwl_with_the_same_charge():
     t_fine = np.linspace(0, stimulus.duration, 120001)
     charge_pwl = np.trapezoid(np.interp(t_fine, points[:, 0], points[:, 1]), t_fine)
     assert charge_pwl == pytest.approx(sum(stimulus.current) * stimulus.dt, rel=1e-4)
+    assert points[0].tolist() == [0.0, 0.0]  # the operating point sees no input: the neuron starts at rest
     with pytest.raises(ValueError, match="PWL edge must be in"):
         stimulus.pwl(edge=2e-3)
     fit_names = {s.name for s in doe.design("fit")}
