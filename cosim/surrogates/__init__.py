@@ -38,6 +38,12 @@ FITTERS: dict[str, str] = {
 """Surrogate kind -> "module:function" of its `Fitter` (imported only when used)."""
 
 
+def surrogate_path(name: str, kind: str = "felif") -> Path:
+    """Where a surrogate named in a config lives: "default" is the shipped ``surrogates/<kind>.json``, anything
+    else a path (relative to the working directory)."""
+    return default_path(kind) if name == "default" else Path(name)
+
+
 def fitter(kind: str) -> Fitter:
     """The fitter of `kind`; ValueError if the kind is unknown or its fitter is not available."""
     if kind not in FITTERS:
@@ -55,4 +61,5 @@ def fitter(kind: str) -> Fitter:
 __all__ = [
     "FITTERS", "FeLIFSurrogate", "Fitter", "Support", "SurrogateArtifact", "SurrogateFileError",
     "SurrogateProvenanceWarning", "ValidityGuard", "default_path", "fitter", "load", "load_felif", "save",
+    "surrogate_path",
 ]

@@ -94,7 +94,9 @@ class ModelConfig:
     variability_sigma: float = 0.0
     """Device-to-device variability of the FeLIF parameters (relative sigma; drawn once from run.seed)."""
     surrogate_file: str = ""
-    """Fitted surrogate artifact to use instead of the analytic FeLIF physics (not supported yet: leave empty)."""
+    """Fitted FeLIF surrogate (`cosim.surrogates`) whose parameters, v_thr included, replace the analytic FeLIF
+    physics: "default" for the shipped surrogates/felif.json, or a path; empty: the analytic physics. Its fitted
+    forward pass (dt, h, integrator) must match this section's."""
 
 
 @dataclass(frozen=True)
@@ -261,8 +263,17 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if not 0 <= m.variability_sigma < 1:
         problems.append(f"model.variability_sigma must be in [0, 1), got {m.variability_sigma}")
     if m.surrogate_file:
-        problems.append("model.surrogate_file: fitted surrogate files are not supported by training yet; leave it "
-                        "empty to use the analytic FeLIF physics")
+        from cosim.surrogates import SurrogateFileError, load_felif, surrogate_path
+
+        try:
+            fitted = load_felif(surrogate_path(m.surrogate_file)).step_config()
+            mismatched = [f"{name} = {getattr(m, name)} (fitted with {getattr(fitted, name)})"
+                          for name in ("dt", "h", "integrator") if getattr(m, name) != getattr(fitted, name)]
+            if mismatched:
+                problems.append(f"model.surrogate_file {m.surrogate_file!r} was fitted for another forward pass: "
+                                f"model.{', model.'.join(mismatched)}")
+        except (SurrogateFileError, ValueError) as err:
+            problems.append(f"model.surrogate_file: {err}")
     if not (o.lr > 0 and o.min_lr >= 0 and 0 < o.plateau_factor < 1 and o.plateau_patience >= 0):
         problems.append("optimiser: need lr > 0, min_lr >= 0, 0 < plateau_factor < 1, plateau_patience >= 0")
     if not all(0 <= b < 1 for b in o.betas):

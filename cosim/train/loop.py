@@ -140,8 +140,9 @@ class Trainer:
 
         Keys: epoch; lr (during the epoch); train_loss (and train_accuracy) averaged over the epoch's updates;
         <split>_loss, <split>_accuracy for each evaluated split; rate_<layer>_hz, the mean spike rate per neuron
-        of each spiking layer over the training epoch, Hz (spikes per coarse step / dt); epoch_seconds (training
-        and evaluation wall time).
+        of each spiking layer over the training epoch, Hz (spikes per coarse step / dt); outside_support_<module>,
+        with a fitted surrogate, the fraction of its neuron-steps so far outside the fit's support
+        (`cosim.surrogates.guard`); epoch_seconds (training and evaluation wall time).
         """
         start = time.perf_counter()
         lr = self.optimiser.param_groups[0]["lr"]
@@ -152,6 +153,9 @@ class Trainer:
             row.update({f"{split}_{key}": value for key, value in self.task.metrics(self.evaluate(split)).items()})
         for layer in layer_names(spikes):
             row[f"rate_{layer}_hz"] = spikes[layer] / max(1, spikes[f"{layer}_slots"]) / self.cfg.model.dt
+        for name, module in self.model.named_modules():
+            if getattr(module, "guard", None) is not None:  # fitted surrogate: neuron-steps outside its support
+                row[f"outside_support_{name}"] = module.guard.log_report()["fraction_outside"]
         row["epoch_seconds"] = time.perf_counter() - start
         bad = [key for key, value in row.items() if isinstance(value, float) and not math.isfinite(value)]
         if bad:

@@ -29,6 +29,7 @@ from cosim.felif.step import StepConfig
 from cosim.felif.variability import device_to_device
 from cosim.snn.lif import LIF
 from cosim.snn.synapses import QuantizedLinear
+from cosim.surrogates import load_felif, surrogate_path
 from cosim.train.config import ModelConfig
 
 
@@ -42,9 +43,10 @@ class ModelOutput(NamedTuple):
 
 
 def felif_parameters(cfg: ModelConfig, n: int) -> FeLIFParameters:
-    """FeLIF parameters of `n` neurons: the defaults with cfg.v_thr, and device-to-device variability if any
-    (drawn from torch's global RNG)."""
-    params = FeLIFParameters(v_thr=cfg.v_thr)
+    """FeLIF parameters of `n` neurons: the fitted surrogate's (cfg.surrogate_file) or the defaults with cfg.v_thr,
+    and device-to-device variability if any (drawn from torch's global RNG)."""
+    params = load_felif(surrogate_path(cfg.surrogate_file)).params if cfg.surrogate_file else FeLIFParameters(
+        v_thr=cfg.v_thr)
     if cfg.variability_sigma > 0:
         params = device_to_device(params, n, cfg.variability_sigma)
     return params
@@ -56,8 +58,9 @@ def device_neurons(cfg: ModelConfig, n: int) -> nn.Module:
         return LIF(n)
     step = StepConfig(dt=cfg.dt, h=cfg.h, surrogate=cfg.surrogate, beta=cfg.beta, rate_grad=cfg.rate_grad,
                       integrator=cfg.integrator)
+    guard = load_felif(surrogate_path(cfg.surrogate_file)).guard() if cfg.surrogate_file else None
     return FeLIFLayer(n, felif_parameters(cfg, n), step, method=cfg.method,
-                      current_scale=cfg.current_scale)
+                      current_scale=cfg.current_scale, guard=guard)
 
 
 def _check_input(name: str, x: torch.Tensor, channels: int) -> None:

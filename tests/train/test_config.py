@@ -52,7 +52,7 @@ def test_overrides_are_typed():
     ("model.h=0.01", ["model.h = 0.01 s must not exceed model.dt"]),
     ("data.dataset=jsb", ["data.path is needed"]),
     ("data.dataset=synthetic_braille", ["does not go with"]),
-    ("model.surrogate_file=x.pt", ["not supported by training yet"]),
+    ("model.surrogate_file=x.json", ["surrogate file x.json: no such file"]),
     ("bits=3", ["write section.key=value"]),
 ])
 def test_bad_overrides_name_the_problem(override: str, words: list[str]):
