@@ -82,7 +82,8 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", n_domains=args.domains,
                             seed=args.seed)
-        summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, args.scheduler)
+        summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, args.scheduler,
+                             max_steps=args.max_steps)
     except (ConfigError, FileNotFoundError, ValueError, TypeError, RuntimeError, SimError) as err:
         print(f"cosim verify: {err}", file=sys.stderr)
         return 1
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--samples", type=int, help="test samples to simulate (default: the run's verify.samples)")
     verify.add_argument("--budget", type=float, metavar="SECONDS",
                         help="simulation CPU-time budget (default: the run's verify.cpu_budget_s)")
+    verify.add_argument("--max-steps", type=int, help="simulate only the first N coarse steps of each sample")
     verify.add_argument("--scheduler", help="Dask scheduler address (default: local worker processes)")
     verify.add_argument("--jobs", type=int, help="simulations at once (default: the machine's cores)")
     verify.add_argument("--programming", choices=["monte_carlo", "ideal"], default="monte_carlo",

@@ -107,13 +107,12 @@ def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: 
     round_size = max(1, _parallel_slots(n_jobs, scheduler) // jobs_per_sample)
     out: list[list[Traces] | None] = [None] * len(spikes)
     spent, done = 0.0, 0
-    bar = tqdm(total=len(spikes), desc="SPICE verification", unit="sample", disable=not progress)
     while done < len(spikes):
         batch = list(range(done, min(done + round_size, len(spikes))))
         if done and spent / done * len(batch) > budget_s - spent:
             break
         jobs = [job for s in batch for job, _ in per_sample[s]]
-        results = iter(run_many(jobs, n_jobs=n_jobs, scheduler=scheduler, progress=False))
+        results = iter(run_many(jobs, n_jobs=n_jobs, scheduler=scheduler, progress=progress))
         for s in batch:
             traces: list[Traces] | None = []
             for job, columns in per_sample[s]:
@@ -128,8 +127,6 @@ def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: 
                                            chip.layer.cfg.dt)
             out[s] = traces
         done += len(batch)
-        bar.update(len(batch))
-    bar.close()
     return out, spent
 
 
@@ -157,7 +154,6 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
         raise RuntimeError("SPICE verification: no sample could be simulated (see the warnings above)")
     sums = {"spice": Counter(), "surrogate": Counter()}
     agreement: Counter = Counter()
-    rasters = []
     for s in done:
         _, batch = samples[s]
         steps = len(spikes[s])
@@ -166,7 +162,6 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
         for side in sums:
             sums[side] += task.sums(ModelOutput(logits[side], {}), batch)
         agreement += prediction_agreement(task, logits["spice"], logits["surrogate"], batch.mask)
-        rasters.append(pair)
     spikes_cmp = compare([t for s in done for t in spice[s]], [t for s in done for t in reference[s]])
     metrics = {side: task.metrics(value) for side, value in sums.items()}
     network = "music" if isinstance(task, MusicTask) else "tactile"
@@ -188,8 +183,7 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
     if network == "music":
         summary["frame_agreement"] = agreement["frames_agree"] / max(1, agreement["frames"])
     summary["within_tolerance"] = summary["prediction_agreement"] >= cfg.tolerance
-    plots = {"rasters": rasters, "spice": spice[done[0]], "surrogate": reference[done[0]],
-             "index": samples[done[0]][0], "dt": layer.cfg.dt}
+    plots = {"spice": spice[done[0]], "surrogate": reference[done[0]], "index": samples[done[0]][0]}
     return summary, plots
 
 
@@ -235,13 +229,14 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple
 
 def verify_run(run_dir: str | Path, checkpoint: str | Path | None = None, samples: int | None = None,
                cpu_budget_s: float | None = None, hw: HardwareConfig = HardwareConfig(), n_jobs: int | None = None,
-               scheduler: Any = None, progress: bool = True) -> dict[str, Any]:
+               scheduler: Any = None, progress: bool = True, max_steps: int | None = None) -> dict[str, Any]:
     """Verify a run folder's checkpoint (default: the newest); writes verify.json and verify/raster.png there.
 
-    samples and cpu_budget_s default to the run's [verify] config."""
+    samples, cpu_budget_s and max_steps default to the run's [verify] config."""
     run_dir = Path(run_dir)
     cfg, model, task, path = load_run(run_dir, checkpoint)
-    changes = {k: v for k, v in (("samples", samples), ("cpu_budget_s", cpu_budget_s)) if v is not None}
+    changes = {k: v for k, v in (("samples", samples), ("cpu_budget_s", cpu_budget_s), ("max_steps", max_steps))
+               if v is not None}
     vcfg = dataclasses.replace(cfg.verify, **changes)
     summary, plots = verify_model(model, task, vcfg, hw, run_dir / "verify", n_jobs, scheduler, progress)
     summary = {"checkpoint": str(path), "epoch": load_checkpoint(path)["epoch"], **summary}
