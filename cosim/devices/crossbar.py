@@ -42,6 +42,7 @@ The generator writes the netlist text directly (one line per element, no per-dev
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -49,7 +50,8 @@ from typing import Literal
 import numpy as np
 
 from cosim.devices.rram import (NETLIST_LIB, LevelMapping, ProgrammedLevels, RRAMParameters, conductance_window,
-                                gap_for_conductance)
+                                gap_for_conductance, program_levels)
+from cosim.spice import Circuit, Op, SimJob, Tran, run_many
 from cosim.spice.elements import number
 
 
@@ -123,6 +125,7 @@ class NeuronBank:
 def felif_bank(params=None) -> NeuronBank:
     """FeLIF neurons (`cosim.devices.felif`, default: its `FeLIFCircuitParameters()`) as a `NeuronBank`: ports
     ``in`` (membrane) and ``spk`` (spike output, v_spk while resetting), gear integration, its maximum step."""
+    # Imported here: cosim.devices.felif pulls in torch, which a crossbar without neurons does not need.
     from cosim.devices.felif import NEURON_MAX_STEP, FeLIFCircuitParameters, circuit_files, neuron_element
 
     params = FeLIFCircuitParameters() if params is None else params
@@ -270,8 +273,6 @@ class Crossbar:
         return self._row_node(i, -1)
 
     def _circuit(self, body: str, title: str, includes: tuple[str, ...] = ()):
-        from cosim.spice import Circuit
-
         if self.config.read_model == "sinh":
             includes = (str(NETLIST_LIB),) + includes
         return Circuit(netlist=body, title=title, includes=includes)
@@ -279,8 +280,6 @@ class Crossbar:
     def op_job(self, v_rows: np.ndarray, name: str = "crossbar-op"):
         """Operating point with constant row voltages `v_rows` [rows] (V). Vectors ``i(vs<b>)`` (bit-line
         currents, A) and ``i(vout<j>)`` (mirrored outputs, A)."""
-        from cosim.spice import Op, SimJob
-
         v = np.asarray(v_rows, dtype=float)
         if v.shape != (self.rows,):
             raise ValueError(f"Crossbar.op_job: need {self.rows} row voltages, got shape {v.shape}")
@@ -321,8 +320,6 @@ class Crossbar:
         `outputs` (default: the output currents, or the neurons' input node voltages ``v(in<j>)``) are the
         vectors kept; `step` is the output step (default dt/10), s.
         """
-        from cosim.spice import SimJob, Tran
-
         cfg = self.config
         sources = self.input_sources(spikes)
         if neurons is None:
@@ -363,15 +360,10 @@ def characterize_crossbar(out: str | Path, quick: bool = False) -> dict:
     its read nonlinearity), ``dot_product_error_rel`` (mirrored outputs against the ideal quantised dot product:
     adds the programming spread), ``error_by_size`` (relative output error per wire resistance and array size).
     """
-    import json
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from cosim.devices.rram import program_levels
-    from cosim.spice import run_many
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
