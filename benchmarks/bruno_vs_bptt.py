@@ -4,8 +4,8 @@ Each (shape, method) runs in a fresh spawned process: build a linear layer and a
 build, torch.compile) on two coarse steps, then measure one forward + backward pass over the whole sequence:
 
 - memory: the high-water mark of resident memory (getrusage ru_maxrss) minus the process's resident memory after
-  imports, set-up and warm-up; the high-water mark is reset (/proc/self/clear_refs) before the measured pass, so
-  the compiler's own peak during warm-up does not count;
+  imports, set-up and warm-up (with the heap's free memory given back first); the high-water mark is reset
+  (/proc/self/clear_refs) before the measured pass, so the compiler's own peak during warm-up does not count;
 - time: wall time of that forward + backward pass.
 
 Shapes (issue 4): music 54 -> 150 FeLIF, 64 coarse steps x 1000 sub-steps, batch 1 (V_thr 2.0 V, tanh
@@ -20,6 +20,7 @@ Also the fused fine kernel's throughput in neuron-sub-steps per second.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import gc
 import json
@@ -45,6 +46,9 @@ SHAPES = {
 """current_scale: A per weight unit, set so that a good part of the neurons spike."""
 
 METHODS = ("bruno", "bptt", "bptt_ckpt", "coarse")
+EXTRA_METHODS = ("bptt_ckpt_nonreentrant",)
+"""Selectable with --methods, for the record of design choices: the non-reentrant checkpointing that
+cosim.felif.baselines does not use (it kept most of BPTT's memory)."""
 KERNEL_NEURONS = 8192
 """Neurons in the fine-kernel throughput measurement (batch 32 x 256)."""
 GOAL_MEM_FRACTION, GOAL_TIME_FRACTION, GOAL_KERNEL_RATE = 0.01, 0.40, 60e6
@@ -59,6 +63,15 @@ def _rss_bytes() -> int:
 
 def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _release_free_memory() -> None:
+    """Give the C heap's free memory back to the system, so that the baseline counts only live memory and a
+    measured pass cannot hide its allocations in memory the warm-up freed (glibc malloc_trim; no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _reset_peak() -> bool:
@@ -81,6 +94,14 @@ def _child_environment() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _nonreentrant_ckpt_step(i_in, state, s_prev, params, cfg):
+    from torch.utils.checkpoint import checkpoint
+
+    from cosim.felif.baselines import bptt_step
+
+    return checkpoint(bptt_step, i_in, state, s_prev, params, cfg, use_reentrant=False)
+
+
 def _measure(shape: str, method: str, steps: int, repeats: int, threads: int, seed: int, bptt_backend: str) -> dict:
     """Child process: forward + backward of `method` on `shape`, `repeats` times: memory of the first pass, the
     shortest time (the machine is shared: the minimum is the least disturbed run)."""
@@ -88,10 +109,12 @@ def _measure(shape: str, method: str, steps: int, repeats: int, threads: int, se
     _child_environment()
     import torch
 
+    from cosim.felif.layer import METHODS as REGISTRY
     from cosim.felif.layer import FeLIFLayer
     from cosim.felif.physics import FeLIFParameters
     from cosim.felif.step import StepConfig
 
+    REGISTRY["bptt_ckpt_nonreentrant"] = _nonreentrant_ckpt_step
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     spec = SHAPES[shape]
@@ -111,6 +134,7 @@ def _measure(shape: str, method: str, steps: int, repeats: int, threads: int, se
     forward_backward(x[:2])  # builds the fine kernel, compiles BPTT's graphs
     setup_s = time.perf_counter() - t0
     gc.collect()
+    _release_free_memory()
     baseline = _rss_bytes()
     peak_was_reset = _reset_peak()
     if not peak_was_reset:
@@ -189,22 +213,21 @@ def _plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    shapes = [s for s in results if isinstance(results[s], dict) and "runs" in results[s]]
-    width = 0.8 / len(METHODS)
-    for k, method in enumerate(METHODS):
-        xs = [i + k * width for i in range(len(shapes))]
-        secs = [results[s]["runs"].get(method, {}).get("seconds", 0.0) for s in shapes]
-        mem = [results[s]["runs"].get(method, {}).get("mem_bytes", 0) / 2**20 for s in shapes]
-        axes[0].bar(xs, secs, width, label=method)
-        axes[1].bar(xs, mem, width, label=method)
-    for ax, label in zip(axes, ("forward + backward, s", "extra peak resident memory, MiB")):
+    shapes = [s for s in SHAPES if s in results]
+    methods = list(dict.fromkeys(m for s in shapes for m in results[s]["runs"]))
+    panels = (("seconds", 1.0, "forward + backward, s"), ("mem_bytes", 2.0**-20, "extra peak resident memory, MiB"))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / len(methods)
+    for ax, (key, unit, label) in zip(axes, panels):
+        for k, method in enumerate(methods):
+            xs = [i + k * width for i in range(len(shapes))]
+            ax.bar(xs, [results[s]["runs"].get(method, {}).get(key, 0) * unit for s in shapes], width, label=method)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))], shapes)
         ax.set_ylabel(label)
-        ax.set_yscale("symlog", linthresh=0.1 if "s" == label[-1] else 1.0)
-    axes[0].legend()
+        ax.set_yscale("log")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(methods), fontsize="small")
     fig.suptitle("BRUNO vs fine-step BPTT (1 us sub-steps), CPU")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -220,7 +243,7 @@ def _table(results: dict) -> list[str]:
         for method, r in runs.items():
             rel_t = f"{r['seconds'] / bptt['seconds']:.1%}" if bptt else "-"
             rel_m = f"{r['mem_bytes'] / bptt['mem_bytes']:.2%}" if bptt and bptt["mem_bytes"] else "-"
-            rows.append(f"| {shape} | {method} | {r['steps']} | {r['seconds']:.3f} | {r['mem_bytes'] / 2**20:.2f} |"
+            rows.append(f"| {shape} | {method} | {r['steps']} | {r['seconds']:.3f} | {r['mem_bytes'] / 2**20:.3f} |"
                         f" {rel_t} | {rel_m} | {r['spike_rate']:.3f} | {r['setup_s']:.1f} | {r['grad_finite']} |")
     return rows
 
@@ -229,7 +252,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer coarse steps; no RESULTS.md entry")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per child")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + EXTRA_METHODS)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--bptt-backend", default="compiled", choices=("compiled", "eager"),
                         help="BPTT sub-step backend (cosim.felif.baselines); compiled is the honest baseline")
@@ -275,9 +298,10 @@ def main() -> None:
         if {"bruno_s", "bptt_s", "bruno_mem_bytes", "bptt_mem_bytes"} <= e.keys():
             mem_frac = e["bruno_mem_bytes"] / max(e["bptt_mem_bytes"], 1)
             time_frac = e["bruno_s"] / e["bptt_s"]
+            verdict = {True: "met", False: "NOT met"}
             lines.append(f"{shape}: BRUNO memory {mem_frac:.2%} of BPTT (goal <= {GOAL_MEM_FRACTION:.0%}: "
-                         f"{'met' if mem_frac <= GOAL_MEM_FRACTION else 'NOT met'}), time {time_frac:.1%} of BPTT "
-                         f"(goal <= {GOAL_TIME_FRACTION:.0%}: {'met' if time_frac <= GOAL_TIME_FRACTION else 'NOT met'})")
+                         f"{verdict[mem_frac <= GOAL_MEM_FRACTION]}), time {time_frac:.1%} of BPTT "
+                         f"(goal <= {GOAL_TIME_FRACTION:.0%}: {verdict[time_frac <= GOAL_TIME_FRACTION]})")
     print("\n".join(lines))
 
     out = HERE / "results"
@@ -286,12 +310,13 @@ def main() -> None:
     (out / f"{name}.json").write_text(json.dumps(results, indent=2))
     _plot(results, out / f"{name}.png")
     if not args.quick:
-        header = (f"\n## BRUNO vs BPTT (cosim.felif), {results['date']}\n\nMachine `{platform.node()}` (`uname -n`), "
-                  f"{os.cpu_count()} CPUs (shared; load average {os.getloadavg()[0]:.1f} at the end), {args.threads} torch "
-                  f"threads, OMP_WAIT_POLICY {results['machine']['omp_wait_policy']}, BPTT backend {args.bptt_backend}; "
-                  f"`{results['command']}`. JSON: `benchmarks/results/{name}.json`, figure "
-                  f"`benchmarks/results/{name}.png`. Memory: peak resident minus the process after set-up; time: best of "
-                  f"{args.repeats or 3} forward + backward passes.\n\n")
+        machine = results["machine"]
+        header = (f"\n## BRUNO vs BPTT (cosim.felif), {results['date']}\n\nMachine `{machine['node']}` (`uname -n`), "
+                  f"{machine['cpus']} CPUs (shared; load average {os.getloadavg()[0]:.1f} at the end), "
+                  f"{args.threads} torch threads, OMP_WAIT_POLICY {machine['omp_wait_policy']}, BPTT backend "
+                  f"{args.bptt_backend}; `{results['command']}`. JSON: `benchmarks/results/{name}.json`, figure "
+                  f"`benchmarks/results/{name}.png`. Memory: peak resident minus the process after set-up; time: "
+                  f"best of {args.repeats or 3} forward + backward passes.\n\n")
         with open(HERE / "RESULTS.md", "a") as f:
             f.write(header + "\n".join(lines) + "\n")
 

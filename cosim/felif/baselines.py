@@ -11,15 +11,18 @@
 
 All three share BRUNO's semantics: reset from the previous step's spike (gradient stopped) overwriting this
 step's result, spike = Heaviside(V - V_thr) with the surrogate of cfg. cfg.rate_grad applies to the coarse step
-("coarse"); BPTT always differentiates the fine scheme exactly (in float32 its gradient overflows over long runs
-where the switching rate makes the sub-step Jacobian large: that is the method, not a bug of this code).
+("coarse"); BPTT always differentiates the fine scheme exactly. That exact gradient overflows (inf, then NaN; in
+float64 too) once a run reaches the switching regime: near 1 V the rate r is ~1/(22 ns), so r h ~ 45 at h = 1 us,
+and the Euler sub-step's dP'/dP = 1 - r h multiplies the gradient by ~-44 per sub-step where P is not clipped.
+The values stay bounded (P is clipped); the gradient is the method's, not a defect of this code.
 
 BPTT speed: a Python loop of eager torch ops pays interpreter and autograd overhead on ~30 tiny tensor ops per
 sub-step. The default backend "compiled" fuses `BPTT_CHUNK` sub-steps, forward and backward, into one
-`torch.compile` (inductor) graph; on 2 CPU cores it ran the benchmark shapes 20-35x faster than eager and, since
-inductor recomputes a chunk's intermediates instead of saving them, with 60-80x less memory (benchmarks/RESULTS.md). The first call per shape, dtype and parameter set compiles for
-10-30 s (cached on disk by inductor). "eager" (``COSIM_BPTT_BACKEND=eager`` or ``backend="eager"``) skips the
-compiler: for short runs, debugging, or where no C++ compiler is installed.
+`torch.compile` (inductor) graph; on 2 CPU cores it ran the benchmark shapes 20-40x faster than eager and, since
+inductor recomputes a chunk's intermediates instead of saving them, with ~60x less memory (benchmarks/RESULTS.md).
+The first call per shape, dtype and parameter set compiles for 10-30 s (cached on disk by inductor). "eager"
+(``COSIM_BPTT_BACKEND=eager`` or ``backend="eager"``) skips the compiler: for short runs, debugging, or where no
+C++ compiler is installed.
 """
 from __future__ import annotations
 
@@ -114,7 +117,7 @@ def bptt_ckpt_step(
     Reentrant checkpointing: the forward runs without autograd and the step's graph exists only while its
     backward runs, so memory stays at one coarse step's graph. (Non-reentrant checkpointing still builds the
     whole graph in the forward and drops only the saved tensors; for tensors of a few hundred floats the graph's
-    own nodes weigh as much, and it saved only 6-50 % of BPTT's memory here: benchmarks/RESULTS.md.) As with
+    own nodes weigh as much, and it saved only 10-50 % of BPTT's memory here: benchmarks/RESULTS.md.) As with
     any reentrant checkpoint, differentiate with ``loss.backward()``, not ``torch.autograd.grad``.
     """
     tensors = (i_in, state.v, state.p)

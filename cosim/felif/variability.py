@@ -42,7 +42,9 @@ class VariabilityConfig:
     def __post_init__(self) -> None:
         for name in ("d2d_sigma", "c2c_sigma"):
             if not getattr(self, name) >= 0:
-                raise ValueError(f"VariabilityConfig.{name} must be >= 0 (relative spread), got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"VariabilityConfig.{name} must be >= 0 (relative spread), got {getattr(self, name)!r}"
+                )
         known = set(FeLIFParameters.__dataclass_fields__)
         unknown = [f for f in self.fields if f not in known]
         if unknown:

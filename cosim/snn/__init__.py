@@ -1,1 +1,2 @@
-"""Spiking-network building blocks next to the FeLIF neuron: LIF layers (``lif``) and quantised synapses (``synapses``)."""
+"""Spiking-network building blocks next to the FeLIF neuron: LIF layers (``lif``), quantised synapses
+(``synapses``)."""
