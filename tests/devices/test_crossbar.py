@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cosim.devices.characterize import characterize
 from cosim.devices.crossbar import Crossbar, CrossbarConfig, NeuronBank
 from cosim.devices.rram import LevelMapping
 from cosim.spice import run, run_many
@@ -104,3 +105,13 @@ def test_mirrored_currents_feed_a_bank_of_neuron_subcircuits(tmp_path):
     charge = crossbar.ideal_outputs(config.v_read * spikes).sum(axis=0) * config.dt  # edges: a few 1e-3 of it
     final = np.array([result[f"v(in{j})"][-1] for j in range(4)])
     assert np.allclose(final, charge / 1e-9, rtol=0.02, atol=0.02 * np.abs(charge / 1e-9).max())
+
+
+def test_quick_characterisation_writes_data_plots_and_summary(tmp_path):
+    summary = characterize("crossbar", tmp_path, quick=True)
+    for name in ("column_currents_vs_ideal.png", "error_vs_size.png", "spike_transient.png", "crossbar.npz",
+                 "summary.json"):
+        assert (tmp_path / name).is_file()
+    assert summary["ideal_error_rel"] < 0.01
+    errors = list(summary["error_by_size"]["1"].values())
+    assert errors == sorted(errors) and errors[0] > 0

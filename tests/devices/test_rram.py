@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cosim.devices.rram import (LevelMapping, RRAMParameters, RRAMVariability, WriteVerifyConfig, chord_conductance,
-                                device_circuit, gap_for_conductance, gap_vector, iv_loop_job, program_levels,
-                                read_current, rram_element)
+from cosim.devices.characterize import characterize
+from cosim.devices.rram import (LevelMapping, ProgrammedLevels, RRAMParameters, RRAMVariability, WriteVerifyConfig,
+                                chord_conductance, device_circuit, gap_for_conductance, gap_vector, iv_loop_job,
+                                program_levels, read_current, rram_element)
 from cosim.snn.synapses import ConductanceLevels
 from cosim.spice import SimJob, Tran, run, run_many
 from cosim.spice.elements import VoltageSource
@@ -108,3 +109,15 @@ def test_write_verify_programs_eight_levels_with_under_one_percent_adjacent_over
     means, spreads = table.mean_spread()
     assert np.allclose(means.numpy(), np.arange(-3, 4), atol=0.15)
     assert np.all(spreads.numpy() > 0)
+
+
+def test_quick_characterisation_writes_data_plots_and_summary(tmp_path):
+    summary = characterize("rram", tmp_path, quick=True)
+    for name in ("iv_loops.png", "programming_trajectories.png", "level_histograms.png", "iv_loops.npz",
+                 "levels.npz", "summary.json"):
+        assert (tmp_path / name).is_file()
+    assert len(summary["mean_s"]) == len(summary["std_s"]) == 8
+    assert len(summary["adjacent_overlap"]) == 7 and max(summary["adjacent_overlap"]) < 0.01
+    assert all(value < 0.01 for value in summary["iv_nrmse_vacask_vs_ngspice"].values())
+    reloaded = ProgrammedLevels.load(tmp_path / "levels")  # what the surrogate fitting and the export read
+    assert np.allclose(reloaded.mean_s, summary["mean_s"])
