@@ -176,13 +176,8 @@ class Crossbar:
             g_plus, g_minus = levels.sample_pairs(weights, rng)
         else:
             mapping = levels
-            table = np.asarray(mapping.levels_s)
-            weights = np.asarray(weights)
-            if np.abs(weights).max(initial=0) > mapping.weight_max or not np.issubdtype(weights.dtype, np.integer):
-                raise ValueError(f"weights must be integer levels in -{mapping.weight_max}..{mapping.weight_max}")
-            s = mapping.stride
-            g_plus = table[np.where(weights > 0, s * weights, 0)]
-            g_minus = table[np.where(weights < 0, -s * weights, 0)]
+            k_plus, k_minus = mapping.pair_indices(weights)
+            g_plus, g_minus = np.asarray(mapping.levels_s)[k_plus], np.asarray(mapping.levels_s)[k_minus]
         if abs(mapping.v_read - config.v_read) > 1e-12:
             raise ValueError(f"Crossbar: levels are defined at v_read = {mapping.v_read} V, the crossbar reads at "
                              f"{config.v_read} V")

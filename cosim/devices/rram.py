@@ -265,9 +265,17 @@ class LevelMapping:
 
     def pair_levels(self, q: int) -> tuple[int, int]:
         """Device levels (k+, k-) of weight level `q` in -weight_max..weight_max."""
-        if not -self.weight_max <= q <= self.weight_max:
-            raise ValueError(f"weight level {q} outside -{self.weight_max}..{self.weight_max}")
-        return (self.stride * q, 0) if q >= 0 else (0, self.stride * -q)
+        k_plus, k_minus = self.pair_indices(np.array(q))
+        return int(k_plus), int(k_minus)
+
+    def pair_indices(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Device levels (k+, k-) of an array of integer weight levels, each the shape of `weights`."""
+        weights = np.asarray(weights)
+        if not np.issubdtype(weights.dtype, np.integer):
+            raise ValueError(f"weights must be integer levels, got dtype {weights.dtype}")
+        if np.abs(weights).max(initial=0) > self.weight_max:
+            raise ValueError(f"weight levels outside -{self.weight_max}..{self.weight_max}")
+        return np.where(weights > 0, self.stride * weights, 0), np.where(weights < 0, -self.stride * weights, 0)
 
     def pair_table(self) -> dict[int, tuple[int, int]]:
         """Weight level -> (k+, k-) for every weight level."""
@@ -482,13 +490,7 @@ class ProgrammedLevels:
     def sample_pairs(self, weights: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Programmed (G+, G-) in S for integer weight levels `weights`: each device drawn from the Monte Carlo
         population of its level (with replacement)."""
-        weights = np.asarray(weights)
-        if not np.issubdtype(weights.dtype, np.integer):
-            raise ValueError(f"weights must be integer levels, got dtype {weights.dtype}")
-        if np.abs(weights).max(initial=0) > self.mapping.weight_max:
-            raise ValueError(f"weights outside -{self.mapping.weight_max}..{self.mapping.weight_max}")
-        s = self.mapping.stride
-        k_plus, k_minus = np.where(weights > 0, s * weights, 0), np.where(weights < 0, -s * weights, 0)
+        k_plus, k_minus = self.mapping.pair_indices(weights)
         n = self.conductance_s.shape[1]
         pick = lambda k: self.conductance_s[k, rng.integers(0, n, size=k.shape)]  # noqa: E731
         return pick(k_plus), pick(k_minus)
