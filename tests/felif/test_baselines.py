@@ -11,9 +11,12 @@ from cosim.felif.layer import FeLIFLayer, step_method
 from cosim.felif.physics import FeLIFParameters, FeLIFState
 from cosim.felif.step import StepConfig
 
+# Some tests run BRUNO on its pure-torch fine loop (same ops as the BPTT loop, no kernel build), which warns.
+pytestmark = pytest.mark.filterwarnings("ignore:FeLIF fine forward on the pure-torch loop:RuntimeWarning")
+
 F64 = torch.float64
 PARAMS = FeLIFParameters()
-TINY = StepConfig(dt=20e-6, h=1e-6)  # 20 sub-steps per coarse step: two compiled chunks of 10
+TINY = StepConfig(dt=3e-6, h=1e-6)  # 3 sub-steps per coarse step: one small graph to compile (seconds, not a minute)
 
 
 def _start(v: list[float], p: list[float]) -> tuple[FeLIFState, torch.Tensor]:
@@ -62,24 +65,26 @@ def test_bptt_gradient_matches_finite_differences():
 
 def _spiking_run(step, **kw):
     """Values and input gradient of a run with spikes, latches and resets; the loss uses the surrogate."""
-    currents = (torch.tensor([[[6e-9, 40e-9]]], dtype=F64) * torch.linspace(0.5, 1.5, 6, dtype=F64)[:, None, None])
+    currents = torch.tensor([[[30e-9, 60e-9]]], dtype=F64) * torch.linspace(0.5, 1.5, 40, dtype=F64)[:, None, None]
     currents.requires_grad_()
-    state, s = _start([0.0, 1.0], [-0.22, -0.22])
-    cfg = StepConfig(dt=100e-6, h=1e-6)
-    spikes, v, p = _roll(step, currents, state, s, cfg, **kw)
+    state, s = _start([2.0, 1.0], [0.2, -0.22])
+    spikes, v, p = _roll(step, currents, state, s, TINY, **kw)
     (spikes.sum() + v.sum() + 10.0 * p.sum()).backward()  # not autograd.grad: reentrant checkpointing
     return spikes.detach(), v.detach(), p.detach(), currents.grad
 
 
 def test_compiled_and_checkpointed_bptt_equal_plain_bptt():
     spikes, v, p, grad = _spiking_run(bptt_step, backend="eager")
-    assert spikes.sum() >= 2, "the run must contain spikes and resets"
-    for step, backend in ((bptt_step, "compiled"), (bptt_ckpt_step, "compiled"), (bptt_ckpt_step, "eager")):
-        s2, v2, p2, g2 = _spiking_run(step, backend=backend)
-        assert torch.equal(s2, spikes), (step.__name__, backend)
-        torch.testing.assert_close(v2, v, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(p2, p, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(g2, grad, rtol=1e-9, atol=0.0)
+    assert spikes[:-1].sum(0).min() >= 1, "every neuron must spike and be reset"
+    s2, v2, p2, g2 = _spiking_run(bptt_ckpt_step, backend="eager")  # the very same ops, recomputed
+    assert torch.equal(s2, spikes) and torch.equal(v2, v) and torch.equal(p2, p)
+    torch.testing.assert_close(g2, grad, rtol=1e-12, atol=0.0)  # summed in another order
+    compiled = _spiking_run(bptt_step, backend="compiled")
+    assert torch.equal(_spiking_run(bptt_ckpt_step, backend="compiled")[3], compiled[3])
+    # inductor's fused exp/pow round differently in the last bits; 40 steps of latches and resets amplify that
+    assert torch.equal(compiled[0], spikes)
+    for a, b in zip(compiled[1:], (v, p, grad)):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
 
 
 def test_bptt_forward_equals_bruno_forward(monkeypatch):

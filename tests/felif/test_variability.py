@@ -16,6 +16,9 @@ from cosim.felif.variability import (
     with_cycle_to_cycle,
 )
 
+# Some tests run BRUNO on its pure-torch fine loop (same ops as the BPTT loop, no kernel build), which warns.
+pytestmark = pytest.mark.filterwarnings("ignore:FeLIF fine forward on the pure-torch loop:RuntimeWarning")
+
 BASE = FeLIFParameters()
 
 
