@@ -21,7 +21,7 @@ it, which makes the cost jump; per segment it is a smooth function of the parame
 
 Validation is by free runs (`cosim.surrogates.traces.compare`), as the trainer uses the model. The Jacobian is
 by forward differences in the encoded parameters. Everything is deterministic: the same reference traces, start
-and options (`starts`, `seed`) give the same parameters.
+and `FitConfig` (seed included) give the same parameters.
 """
 from __future__ import annotations
 
@@ -99,6 +99,30 @@ class FitWeights:
     prior: float = 0.01
     """Pull of each encoded parameter towards its start value (per unit of log or of V): only settles directions
     the data cannot tell apart (e.g. E_a, alpha and tau0 trade off within the range of switching rates seen)."""
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How the surrogate is fitted (everything but the data and the start)."""
+
+    fitted: tuple[FitParameter, ...] | None = None
+    """Fitted parameters and bounds; None: `default_fit_parameters` around the start."""
+    step: StepConfig = StepConfig()
+    """Forward pass the model runs with: the trainer's dt, h and integrator."""
+    sample_every: float = 100e-6
+    """Sample grid of V and P, s."""
+    weights: FitWeights = FitWeights()
+    """Weights of the residual terms."""
+    max_evaluations: int = 100
+    """Residual evaluations per optimiser run (Jacobians not counted)."""
+    diff_step: float = 1e-3
+    """Forward-difference step of the Jacobian, in encoded units (relative for |x| > 1)."""
+    starts: int = 1
+    """Optimiser runs: the first from the start, the others from the start perturbed at random (log-normal
+    spread START_SPREAD for log parameters, START_SPREAD_V volts for the others); the lowest cost wins. The
+    cost is piecewise smooth and a single run can stop in a local minimum."""
+    seed: int = 0
+    """Seed of the perturbed starts."""
 
 
 @dataclass(frozen=True)
@@ -214,19 +238,20 @@ class _Objective:
     tensors: the kernel's per-call cost of per-neuron coefficients exceeds what batching saves at these sizes.
     """
 
-    def __init__(self, stimuli, reference, base, fitted, cfg, sample_every, weights, diff_step, bar):
+    def __init__(self, stimuli, reference, base, fitted, config: FitConfig, bar):
         self.stimuli, self.reference, self.base, self.fitted = list(stimuli), list(reference), base, tuple(fitted)
         self.parts = segments(self.stimuli, self.reference)
         self.part_stimuli = [dataclasses.replace(self.stimuli[part.stimulus], name=f"{self.stimuli[part.stimulus].name}#{k}",
                                                  current=self.stimuli[part.stimulus].current[part.start_step:part.stop_step])
                              for k, part in enumerate(self.parts)]
-        self.cfg, self.sample_every, self.weights, self.diff_step, self.bar = cfg, sample_every, weights, diff_step, bar
+        self.config, self.weights, self.bar = config, config.weights, bar
         self.p_s = float(base.p_s)
         self.x0 = np.array([p.encode(float(getattr(base, p.name))) for p in self.fitted])
         self.evaluations = 0
 
     def terms(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        traces = simulate(self.part_stimuli, with_values(self.base, self.fitted, x), self.cfg, self.sample_every,
+        traces = simulate(self.part_stimuli, with_values(self.base, self.fitted, x), self.config.step,
+                          self.config.sample_every,
                           from_reset=[part.from_reset for part in self.parts])
         self.evaluations += 1
         if self.bar is not None:
@@ -239,7 +264,7 @@ class _Objective:
         return np.concatenate(list(self.terms(x).values()))
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
-        steps = self.diff_step * np.maximum(1.0, np.abs(x))
+        steps = self.config.diff_step * np.maximum(1.0, np.abs(x))
         upper = np.array([p.encode(p.upper) for p in self.fitted])
         steps = np.where(x + steps > upper, -steps, steps)  # stay inside the bounds
         at_x = self(x)
@@ -250,28 +275,15 @@ def fit(
     stimuli: Sequence[Stimulus],
     reference: Sequence[Traces],
     start: FeLIFParameters = FeLIFParameters(),
-    fitted: Sequence[FitParameter] | None = None,
-    cfg: StepConfig = StepConfig(),
-    sample_every: float = 100e-6,
-    weights: FitWeights = FitWeights(),
-    max_evaluations: int = 100,
-    diff_step: float = 1e-3,
-    starts: int = 1,
-    seed: int = 0,
+    config: FitConfig = FitConfig(),
     progress: bool = True,
 ) -> FitResult:
-    """Fit `fitted` fields of the training model (cfg: the trainer's dt, h, integrator) to `reference` traces of
-    `stimuli`, from `start`; the other fields stay as in `start`, and the prior pulls towards it.
-
-    reference: one `Traces` per stimulus on the grid of `sample_every` (s), e.g. from the ngspice harness.
-    max_evaluations bounds the residual evaluations of each optimiser run (Jacobians not counted).
-    starts: optimiser runs: the first from `start`, the others from `start` perturbed at random (`seed`; log-normal
-        spread START_SPREAD for log parameters, START_SPREAD_V volts for the others); the lowest cost wins.
-        The spike-time terms make the cost piecewise smooth, and a single run often stops in a local minimum.
-    """
+    """Fit the `config.fitted` fields of the training model to `reference` traces of `stimuli` (one `Traces`
+    per stimulus on the grid of config.sample_every, e.g. from the ngspice harness), from `start`; the other
+    fields stay as in `start`, and the prior pulls towards it."""
     if len(stimuli) != len(reference):
         raise ValueError(f"fit: {len(stimuli)} stimuli but {len(reference)} reference traces")
-    fitted = tuple(fitted if fitted is not None else default_fit_parameters(start))
+    fitted = tuple(config.fitted if config.fitted is not None else default_fit_parameters(start))
     names = [p.name for p in fitted]
     unknown = sorted(set(names) - {f.name for f in dataclasses.fields(FeLIFParameters)})
     if unknown or len(set(names)) != len(names):
@@ -282,17 +294,17 @@ def fit(
     outside = [p.name for p, x, lo, hi in zip(fitted, x0, lower, upper) if not lo <= x <= hi]
     if outside:
         raise ValueError(f"fit: start value of {outside} outside the bounds")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(config.seed)
     spread = np.array([START_SPREAD if p.log else START_SPREAD_V for p in fitted])
-    inits = [x0] + [np.clip(x0 + spread * rng.standard_normal(len(x0)), lower, upper) for _ in range(starts - 1)]
+    inits = [x0] + [np.clip(x0 + spread * rng.standard_normal(len(x0)), lower, upper) for _ in range(config.starts - 1)]
     began = time.perf_counter()
     with tqdm(disable=not progress, desc="FeLIF fit", unit="model run") as bar:
-        objective = _Objective(stimuli, reference, start, fitted, cfg, sample_every, weights, diff_step, bar)
+        objective = _Objective(stimuli, reference, start, fitted, config, bar)
         initial = objective(x0)
         solutions = []
         for x_init in inits:
             solutions.append(least_squares(objective, x_init, jac=objective.jacobian, bounds=(lower, upper),
-                                           method="trf", max_nfev=max_evaluations))
+                                           method="trf", max_nfev=config.max_evaluations))
             bar.set_postfix(start=len(solutions), best_cost=min(s.cost for s in solutions))
     best = min(solutions, key=lambda solution: solution.cost)
     terms = objective.terms(best.x)
@@ -365,26 +377,20 @@ def make_surrogate(
     holdout: Sequence[Stimulus],
     *,
     start: FeLIFParameters = FeLIFParameters(),
-    fitted: Sequence[FitParameter] | None = None,
-    cfg: StepConfig = StepConfig(),
-    sample_every: float = 100e-6,
-    weights: FitWeights = FitWeights(),
-    max_evaluations: int = 100,
-    starts: int = 1,
-    seeds: dict[str, int] | None = None,
+    config: FitConfig = FitConfig(),
+    doe_seed: int | None = None,
     notes: str = "",
     report_dir: str | Path | None = None,
     progress: bool = True,
 ) -> SurrogateArtifact:
-    """Simulate the reference on the fit and held-out stimuli, fit (`fit`, with `starts` runs seeded by
-    seeds["fit_starts"], default 0), validate, and write the artifact at `out` with its validation report (in
-    `report_dir`, default: the artifact's folder). Returns the artifact."""
+    """Simulate the reference on the fit and held-out stimuli, fit (`fit`), validate, and write the artifact at
+    `out` with its validation report (in `report_dir`, default: the artifact's folder). doe_seed: the seed the
+    stimuli were made with, for the provenance. Returns the artifact."""
     began = time.perf_counter()
+    cfg, sample_every = config.step, config.sample_every
     traces = reference(list(fit_stimuli) + list(holdout), sample_every)
     reference_fit, reference_holdout = traces[: len(fit_stimuli)], traces[len(fit_stimuli):]
-    seeds = dict(seeds or {})
-    result = fit(fit_stimuli, reference_fit, start, fitted, cfg, sample_every, weights, max_evaluations,
-                 starts=starts, seed=seeds.setdefault("fit_starts", 0), progress=progress)
+    result = fit(fit_stimuli, reference_fit, start, config, progress=progress)
     model_fit = simulate(fit_stimuli, result.params, cfg, sample_every)
     model_holdout = simulate(holdout, result.params, cfg, sample_every)
     p_s = float(result.params.p_s)
@@ -400,15 +406,16 @@ def make_surrogate(
         kind=KIND,
         parameters=parameter_table(result.params, tuple(p.name for p in result.fitted)),
         support=support_of(fit_stimuli, model_fit).to_dict(),
-        provenance=make_provenance(reference.files, reference.simulators(), seeds,
+        provenance=make_provenance(reference.files, reference.simulators(),
+                                   ({} if doe_seed is None else {"doe": doe_seed}) | {"fit_starts": config.seed},
                                    wall_s=time.perf_counter() - began),
         doe={"sample_every": sample_every, "fit": [s.to_dict() for s in fit_stimuli],
              "holdout": [s.to_dict() for s in holdout]},
         fit={"cost": result.cost, "initial_cost": result.initial_cost, "residual_terms": result.residual_terms,
              "model_runs": result.nfev, "status": result.status, "wall_s": result.wall_s,
              "start_costs": list(result.start_costs),
-             "weights": dataclasses.asdict(weights), "max_evaluations": max_evaluations,
-             "fitted": [dataclasses.asdict(p) for p in result.fitted],
+             "config": {name: value for name, value in dataclasses.asdict(config).items() if name != "step"}
+             | {"fitted": [dataclasses.asdict(p) for p in result.fitted]},
              "start": {p.name: float(getattr(result.start, p.name)) for p in result.fitted}},
         validation=validation,
         data={"step_config": {name: getattr(cfg, name) for name in STEP_FIELDS}, "circuit": reference.description},
@@ -444,7 +451,7 @@ def model_form_notes(reference: ReferenceSimulator) -> str:
 
 
 DEFAULT_STARTS = 4
-"""Optimiser runs of the default fit (`fit`): enough that the best lands in the good basin on the shipped DoE."""
+"""Optimiser runs of the default fit (`FitConfig.starts`)."""
 
 
 def fit_surrogate(out: Path | None = None, *, seed: int = 0, quick: bool = False, n_jobs: int | None = None) -> Path:
@@ -458,6 +465,6 @@ def fit_surrogate(out: Path | None = None, *, seed: int = 0, quick: bool = False
     if quick:
         fit_stimuli, holdout = fit_stimuli[::2], holdout[::2]
     reference = CircuitReference(n_jobs=n_jobs)
-    make_surrogate(reference, out, fit_stimuli, holdout, starts=2 if quick else DEFAULT_STARTS,
-                   seeds={"doe": seed, "fit_starts": seed}, notes=model_form_notes(reference))
+    make_surrogate(reference, out, fit_stimuli, holdout, config=FitConfig(starts=2 if quick else DEFAULT_STARTS, seed=seed),
+                   doe_seed=seed, notes=model_form_notes(reference))
     return out

@@ -8,7 +8,7 @@ import pytest
 from cosim.devices.felif import FeLIFCircuitParameters
 from cosim.felif.physics import FeLIFParameters
 from cosim.surrogates import doe
-from cosim.surrogates.felif_fit import default_fit_parameters, fit
+from cosim.surrogates.felif_fit import FitConfig, default_fit_parameters, fit
 from cosim.surrogates.felif_model import simulate
 from cosim.surrogates.felif_spice import CircuitReference
 from cosim.surrogates.traces import compare
@@ -39,7 +39,7 @@ def test_single_domain_circuit_is_the_model_with_the_same_parameters(circuit_tra
 def test_fit_recovers_the_circuit_parameters(circuit_traces):
     _, traces = circuit_traces
     fitted = tuple(p for p in default_fit_parameters(DEFAULT) if p.name in NAMES)
-    result = fit(STIMULI, traces, DEFAULT, fitted, progress=False)
+    result = fit(STIMULI, traces, DEFAULT, FitConfig(fitted=fitted), progress=False)
     # within 2 %: ngspice's gear integration is not the model's Euler at 1 us, and P_s and A are told apart only
     # through the field term (their product, the switched charge, is pinned much more tightly)
     for name in NAMES:
