@@ -21,13 +21,10 @@ def _characterize(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """The main job on embedded defaults: what exists of the pipeline, end to end."""
-    from cosim.devices.characterize import CHARACTERIZERS, characterize
+    from cosim.pipeline import run_main
 
-    run_dir = Path(args.out)
-    for name in CHARACTERIZERS:
-        characterize(name, run_dir / "characterization" / name, quick=True)
-    print(f"cosim run: results in {run_dir.resolve()}")
+    report = run_main(args.out, tuple(args.set))
+    print(f"cosim run: done; open {report.resolve()}")
     return 0
 
 
@@ -103,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the main job on the embedded defaults")
     run.add_argument("--out", default="runs/main", help="run folder (default: runs/main)")
+    run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a training config field (see `cosim train --help`)")
     run.set_defaults(func=_run)
 
     char = sub.add_parser("characterize", help="run device/circuit testbenches and write data, plots, summary.json")

@@ -1,0 +1,90 @@
+"""The main job: a small end-to-end run of the whole pipeline on the embedded defaults.
+
+characterise the devices (quick testbenches) -> load the shipped surrogates -> train the music predictor with
+BRUNO and 3-bit RRAM synapses for a few epochs (verified in SPICE during training) -> verify the final network
+in SPICE -> one HTML report. Every stage writes into the run folder; `summary.json` there lists the stages with
+their wall times and key figures.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from cosim.train.config import load_config
+
+MAIN_OVERRIDES: tuple[str, ...] = (
+    "model.bits=3",
+    'model.surrogate_file="default"',
+    "run.epochs=3",
+    "data.train_subset=40",
+    "data.valid_subset=10",
+    "data.test_subset=10",
+    "verify.every=2",
+    "verify.samples=2",
+    "verify.max_steps=16",
+    "verify.cpu_budget_s=60",
+)
+"""The main job's changes to the shipped `music` config: 3-bit synapses, the fitted FeLIF surrogate, and a run
+small enough for about 5 minutes on 2 cores (a subset of the music21 Bach chorales, short verifications)."""
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def run_main(out: Path | str, overrides: tuple[str, ...] = ()) -> Path:
+    """Run the main job into folder `out`; return the path of its report.
+
+    `overrides` ("section.key=value") are applied to the training config after `MAIN_OVERRIDES`.
+    """
+    from cosim.devices.characterize import CHARACTERIZERS, characterize
+    from cosim.report import build_report
+    from cosim.train.loop import train
+    from cosim.verify.runner import verify_run
+
+    run_dir = Path(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = load_config("music", MAIN_OVERRIDES + (f"run.out={json.dumps(str(run_dir))}",) + tuple(overrides))
+    stages: dict[str, dict[str, Any]] = {}
+
+    def stage(name: str, work: Callable[[], Any]) -> Any:
+        print(f"cosim run: {name} ...", flush=True)
+        start = time.perf_counter()
+        result = work()
+        stages[name] = {"seconds": round(time.perf_counter() - start, 1)}
+        return result
+
+    for device in CHARACTERIZERS:
+        stage(f"characterize {device}",
+              lambda device=device: characterize(device, run_dir / "characterization" / device, quick=True))
+    stage("surrogates", lambda: _copy_surrogate_reports(run_dir / "surrogates"))
+    history = stage("train", lambda: train(cfg, resume=(run_dir / "checkpoints").is_dir()))
+    stages["train"]["final"] = history[-1]
+    verified = stage("verify", lambda: verify_run(run_dir))
+    stages["verify"]["figures"] = {k: verified[k] for k in ("prediction_agreement", "spike_count_agreement",
+                                                            "spike_time_error_s", "spice_metric", "surrogate_metric")}
+    _copy_benchmark_figures(run_dir / "benchmarks")
+    (run_dir / "summary.json").write_text(json.dumps({"overrides": list(MAIN_OVERRIDES + tuple(overrides)),
+                                                      "stages": stages}, indent=1, default=str))
+    return build_report(run_dir)
+
+
+def _copy_surrogate_reports(dest: Path) -> list[str]:
+    """The shipped surrogate artifacts this run uses, with their validation plots, into the run folder."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for path in sorted((_REPO / "surrogates").glob("*")):
+        if path.suffix in (".json", ".png", ".md"):
+            shutil.copy2(path, dest / path.name)
+            copied.append(path.name)
+    return copied
+
+
+def _copy_benchmark_figures(dest: Path) -> None:
+    """BRUNO vs BPTT memory/time as last measured by benchmarks/bruno_vs_bptt.py (see benchmarks/RESULTS.md)."""
+    source = _REPO / "benchmarks" / "results"
+    for name in ("bruno_vs_bptt.json", "bruno_vs_bptt.png"):
+        if (source / name).is_file():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, dest / name)
