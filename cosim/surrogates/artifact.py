@@ -19,6 +19,7 @@ warns with `SurrogateProvenanceWarning` naming each file that changed or disappe
 from __future__ import annotations
 
 import datetime
+import importlib
 import importlib.metadata
 import json
 import os
@@ -116,7 +117,8 @@ class SurrogateArtifact:
 
 VALIDATORS: dict[str, Callable[[SurrogateArtifact], None]] = {}
 """Kind -> function raising ValueError (with the problem) if an artifact's parameters or data are unusable.
-Each surrogate module registers its kind with `register_kind`."""
+Each surrogate module registers its kind with `register_kind`; `load` imports the module of a kind's fitter
+(`cosim.surrogates.FITTERS`) when the kind is not registered yet."""
 
 
 def register_kind(kind: str, validator: Callable[[SurrogateArtifact], None]) -> None:
@@ -247,7 +249,7 @@ def _parse(path: Path, raw: Any, kind: str | None) -> SurrogateArtifact:
         artifact = SurrogateArtifact(**(raw | {"provenance": Provenance(**raw["provenance"])}))
     except TypeError as err:
         raise SurrogateFileError(path, f"provenance: {err}") from None
-    validator = VALIDATORS.get(artifact.kind)
+    validator = VALIDATORS.get(artifact.kind) or _import_kind(artifact.kind)
     if validator is None:
         raise SurrogateFileError(path, f"unknown surrogate kind {artifact.kind!r}; known: {sorted(VALIDATORS)}")
     try:
@@ -255,6 +257,21 @@ def _parse(path: Path, raw: Any, kind: str | None) -> SurrogateArtifact:
     except (ValueError, KeyError, TypeError) as err:
         raise SurrogateFileError(path, f"invalid {artifact.kind} content: {err}") from None
     return artifact
+
+
+def _import_kind(kind: str) -> Callable[[SurrogateArtifact], None] | None:
+    """The validator of `kind` after importing the module of its fitter (`cosim.surrogates.FITTERS`), which
+    registers it; None if there is no such module."""
+    from cosim.surrogates import FITTERS
+
+    module_name = FITTERS.get(kind, ":").split(":")[0]
+    try:
+        importlib.import_module(module_name)
+    except (ModuleNotFoundError, ValueError) as err:
+        if isinstance(err, ModuleNotFoundError) and err.name != module_name:
+            raise
+        return None
+    return VALIDATORS.get(kind)
 
 
 def changed_files(artifact: SurrogateArtifact) -> dict[str, str]:
