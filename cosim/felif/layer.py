@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
 
 from cosim.felif.bruno import bruno_step
 from cosim.felif.physics import FeLIFParameters, FeLIFState, initial_state
-from cosim.felif.step import StepConfig
+from cosim.felif.step import StepConfig, StepFn
+from cosim.felif.variability import with_cycle_to_cycle
 
 if TYPE_CHECKING:
     from cosim.surrogates.guard import ValidityGuard
-
-StepFn = Callable[
-    [torch.Tensor, FeLIFState, torch.Tensor, FeLIFParameters, StepConfig], tuple[torch.Tensor, FeLIFState]
-]
 
 METHODS: dict[str, StepFn] = {"bruno": bruno_step}
 """Coarse-step methods by name; other modules register theirs by inserting into this dict."""
@@ -77,6 +74,9 @@ class FeLIFLayer(nn.Module):
             previous call stopped (state detached between calls) until `reset_state`.
         guard: validity guard of a fitted surrogate (`cosim.surrogates`): counts the neuron-steps whose input
             current or state lies outside the fit's support; read `layer.guard.report()` after training.
+        c2c_sigma: cycle-to-cycle variability, the relative standard deviation of the device parameters drawn
+            afresh for every neuron on every coarse step (0: off). Device-to-device variability is fixed per
+            instance: pass per-neuron parameter tensors (`cosim.felif.variability.device_to_device`).
     """
 
     def __init__(
@@ -89,6 +89,7 @@ class FeLIFLayer(nn.Module):
         dtype: torch.dtype = torch.float32,
         stateful: bool = False,
         guard: ValidityGuard | None = None,
+        c2c_sigma: float = 0.0,
     ):
         super().__init__()
         if n < 1:
@@ -102,7 +103,12 @@ class FeLIFLayer(nn.Module):
         self.dtype = dtype
         self.stateful = stateful
         self.guard = guard
+        if not c2c_sigma >= 0:
+            raise ValueError(f"c2c_sigma (relative spread) must be >= 0, got {c2c_sigma!r}")
+        self.c2c_sigma = float(c2c_sigma)
         self._step = step_method(method)
+        if c2c_sigma > 0:
+            self._step = with_cycle_to_cycle(self._step, c2c_sigma)
         self._scalars: dict[str, float] = {}
         self.params = params
         self._state: tuple[FeLIFState, torch.Tensor] | None = None

@@ -11,9 +11,17 @@ with i_in the input current in A held constant over one coarse step (shape [batc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import torch
+
+if TYPE_CHECKING:
+    from cosim.felif.physics import FeLIFParameters, FeLIFState
+
+StepFn = Callable[
+    [torch.Tensor, "FeLIFState", torch.Tensor, "FeLIFParameters", "StepConfig"], tuple[torch.Tensor, "FeLIFState"]
+]
+"""A coarse-step method: step(i_in, state, s_prev, params, cfg) -> (spikes, state)."""
 
 
 @dataclass(frozen=True)

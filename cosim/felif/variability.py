@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from cosim.felif.layer import StepFn
 from cosim.felif.physics import FeLIFParameters, FeLIFState
-from cosim.felif.step import StepConfig
+from cosim.felif.step import StepConfig, StepFn
 
 VARIED_FIELDS = ("area", "e_a", "p_s", "i0", "t_fe", "t_int")
 """The parameters that vary between devices (FeLIFParameters field names)."""

@@ -119,3 +119,31 @@ def test_state_types():
     state, s = layer._state
     assert isinstance(state, FeLIFState) and state.v.shape == (3, 2) and torch.all(state.p == -0.22)
     assert torch.all(s == 0)
+
+
+def test_cycle_to_cycle_variability_redraws_every_call():
+    import torch
+
+    from cosim.felif.layer import FeLIFLayer
+    from cosim.felif.step import StepConfig
+
+    x = torch.full((6, 2, 8), 5.0)  # 5 nA at the default 1 nA per unit: spikes every 4th step at rest
+    cfg = StepConfig(h=1e-5)
+    still = FeLIFLayer(8, cfg=cfg)
+    assert torch.equal(*(still(x, record=True)[1].v for _ in range(2)))
+
+    noisy = FeLIFLayer(8, cfg=cfg, c2c_sigma=0.05)
+    first, second = (noisy(x, record=True)[1].v for _ in range(2))
+    assert not torch.equal(first, second)
+    # a spread around the nominal neuron: compare the first step, before a spike can shift by a step
+    spread = (first[0] - still(x, record=True)[1].v[0]).abs()
+    assert 0 < spread.max() < 0.5
+
+
+def test_negative_cycle_to_cycle_sigma_is_rejected():
+    import pytest
+
+    from cosim.felif.layer import FeLIFLayer
+
+    with pytest.raises(ValueError, match="c2c_sigma"):
+        FeLIFLayer(3, c2c_sigma=-0.1)
