@@ -4,8 +4,8 @@ For each run folder given (a training run with a 3- or 4-bit FeLIF layer), runs 
 on its newest checkpoint (or --checkpoint) with the chosen number of test samples and coarse steps, then prints
 a table (prediction agreement, spike-count agreement, spike-time error, SPICE vs surrogate metric, samples,
 simulation CPU time, wall time), appends a "## SPICE verification" section to benchmarks/RESULTS.md with the
-date, machine, command line and load, and writes benchmarks/results/verify_spice.json. Each run folder also
-gets its verify.json and verify/raster.png.
+date, machine, command line and load, and appends an entry to benchmarks/results/verify_spice.json (a list, one
+entry per invocation). Each run folder also gets its verify.json and verify/raster.png.
 
     .venv/bin/python benchmarks/verify_spice.py RUN_DIR [RUN_DIR ...] [--samples 8] [--max-steps 0]
         [--budget 3600] [--programming monte_carlo|ideal] [--domains 1] [--jobs N]
@@ -74,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                 "(step, key) cells after the warm-up whose thresholded prediction agrees (frame: the whole predicted "
                 "chord agrees); tactile = same class (most spikes). Spike-time error: median |t_SPICE - "
                 "t_surrogate| of spikes paired within one coarse step. Metric: BCE (music), accuracy (tactile).\n")
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / "verify_spice.json").write_text(json.dumps(
-        {"date": stamp, "machine": machine, "command": command, "runs": rows}, indent=1, default=str))
+    path = HERE / "results" / "verify_spice.json"
+    path.parent.mkdir(exist_ok=True)
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    entries = (earlier if isinstance(earlier, list) else [earlier]) + [
+        {"date": stamp, "machine": machine, "command": command, "runs": rows}]
+    path.write_text(json.dumps(entries, indent=1, default=str))
     return 0
 
 

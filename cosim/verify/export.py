@@ -26,7 +26,10 @@ weight_step_s = 20 uS -> 2.9 nA per level and mirror_gain = 1.4e-3.
 
 Neurons. Each FeLIF neuron becomes the FeLIF circuit of `cosim.devices.felif` fed at its membrane node by its
 column's mirror, with the layer's FeLIFParameters (per-neuron values where the layer has device-to-device
-variability) and the coarse step as the reset clock.
+variability) and the coarse step as the reset clock. The training model keeps V in [-5, 5] V (REFERENCE.md); the
+circuit has no such limit, so each membrane node gets a clamp to those rails (`membrane_clamp`; switch it off
+with `HardwareConfig.membrane_clamp` to see the bare circuit). Without it a negative input (negative weights)
+drives the node to -20 V and more, and the neuron then needs much longer to recover than the model's.
 """
 from __future__ import annotations
 
@@ -44,10 +47,11 @@ from cosim.devices.fecap import SHIPPED_DOMAIN_COUNTS, FeCapParameters
 from cosim.devices.felif import NEURON_MAX_STEP, FeLIFCircuitParameters, circuit_files, neuron_element
 from cosim.devices.rram import NETLIST_LIB, LevelMapping, ProgrammedLevels, program_levels
 from cosim.felif.layer import FeLIFLayer
-from cosim.felif.physics import FeLIFParameters
+from cosim.felif.physics import V_CLIP, FeLIFParameters
 from cosim.felif.step import StepConfig
 from cosim.snn.synapses import QuantizedLinear
 from cosim.spice import Circuit, SimJob, Tran
+from cosim.spice.elements import number
 from cosim.train.models import MusicPredictor, TactileClassifier
 
 
@@ -76,6 +80,9 @@ class HardwareConfig:
     computes)."""
     max_step: float = NEURON_MAX_STEP
     """Largest time step of the transient (and output step of the membrane voltages and spike outputs), s."""
+    membrane_clamp: bool = True
+    """Clamp every membrane node to [-V_CLIP, V_CLIP] (`membrane_clamp`), as the training model keeps V; the FeLIF
+    circuit itself has no clamp, and a negative input current (signed weights) drives it far below -5 V."""
     columns_per_job: int = 4
     """Neurons (crossbar columns) per SPICE job; 0: the whole layer in one netlist. With ideal wires the columns
     are independent, so splitting changes nothing but the size of each simulation, and small ones are much
@@ -270,6 +277,24 @@ def program(layer: DeviceLayer, hw: HardwareConfig, levels: ProgrammedLevels | N
     return HardwareLayer(layer, crossbar, neurons, hw)
 
 
+CLAMP_CONDUCTANCE = 1e-3
+"""Conductance of the membrane clamp beyond its limits, S."""
+CLAMP_WIDTH = 1e-3
+"""Voltage over which the membrane clamp turns on, V (softplus width)."""
+
+
+def membrane_clamp(name: str, node: str, limit: float = V_CLIP) -> str:
+    """A behavioural clamp holding `node` within [-limit, limit] V: the current g w (softplus((V - limit)/w) -
+    softplus(-(V + limit)/w)) to ground, i.e. g (V -+ limit) outside the limits and < 1e-40 A a few tens of w
+    inside them, so it never pulls V away from the interval."""
+    def softplus(z: str) -> str:
+        return f"(max({z}, 0) + ln(1 + exp(-abs({z}))))"  # overflow-free ln(1 + exp(z))
+
+    v, w = f"V({node})", number(CLAMP_WIDTH)
+    upper, lower = softplus(f"({v} - {number(limit)})/{w}"), softplus(f"-({v} + {number(limit)})/{w}")
+    return f"B{name} {node} 0 I={number(CLAMP_CONDUCTANCE * CLAMP_WIDTH)}*({upper} - {lower})"
+
+
 def membrane_vector(j: int) -> str:
     """Result vector of neuron j's membrane voltage, V."""
     return f"v(in{j})"
@@ -300,6 +325,8 @@ def sample_jobs(chip: HardwareLayer, spikes: np.ndarray, name: str,
     for g, columns in enumerate(groups):
         part = Crossbar(crossbar.g_plus[:, columns], crossbar.g_minus[:, columns], crossbar.config)
         cards = [neuron_element(f"n{j}", f"in{j}", f"spk{j}", chip.neurons[j]).ngspice() for j in columns]
+        if hw.membrane_clamp:
+            cards += [membrane_clamp(f"clamp{j}", f"in{j}") for j in columns]
         body = "\n".join([part.netlist(sources, [f"in{j}" for j in columns]), *cards])
         outputs = tuple(v for j in columns for v in (membrane_vector(j), spike_vector(j)))
         circuit = Circuit(netlist=body, title=f"{name} columns {columns.start}-{columns.stop - 1}", includes=includes)

@@ -10,11 +10,17 @@ import pytest
 import torch
 
 from cosim.cli import main
+from cosim.devices.felif import FeLIFCircuitParameters, circuit_files, neuron_element, spike_times
 from cosim.devices.rram import program_levels
+from cosim.felif.physics import FeLIFParameters
+from cosim.spice import Circuit, SimJob, Tran, run
+from cosim.spice.elements import CurrentSource, Pwl
+from cosim.surrogates.doe import Stimulus
+from cosim.surrogates.felif_model import simulate
 from cosim.train.config import ConfigError, ModelConfig, load_config
 from cosim.train.loop import train
 from cosim.train.models import build_model
-from cosim.verify.export import HardwareConfig, device_layer, program, sample_jobs
+from cosim.verify.export import HardwareConfig, device_layer, membrane_clamp, program, sample_jobs
 from cosim.verify.runner import (SpiceDivergenceWarning, check_tolerance, load_run, select_samples, simulate_spice,
                                  verify_run)
 
@@ -97,6 +103,28 @@ def test_four_bit_weights_use_every_device_level_and_eight_bits_are_refused():
         program(layer8, HardwareConfig(programming="ideal"))
 
 
+def test_membrane_clamp_keeps_the_model_s_limits_under_negative_input():
+    """-6 nA for 4 ms then +4 nA: the model holds V at -5 V and spikes at 7.3, 11.8, 15.8, 19.8 ms; the bare
+    circuit falls to about -22 V and spikes 2.5 ms late; with the clamp it spikes with the model."""
+    params = FeLIFParameters(v_thr=2.0)
+    current = (-6e-9,) * 4 + (4e-9,) * 16
+    reference = simulate([Stimulus("negative-then-positive", "pulses", current)], params)[0].spikes
+    circuit = FeLIFCircuitParameters.reference(params)
+    points = [(0.0, current[0]), (4e-3 - 50e-9, current[0]), (4e-3 + 50e-9, current[-1]), (20e-3, current[-1])]
+    elements = (CurrentSource("Iin", "0", "m", waveform=Pwl(tuple(points))), neuron_element("n", "m", "s", circuit))
+    runs = {}
+    for clamped in (False, True):
+        body = membrane_clamp("clamp", "m") if clamped else ""
+        job = SimJob(Circuit(body, elements=elements, **circuit_files(circuit, "ngspice")),
+                     Tran(stop=20e-3, step=5e-6, max_step=5e-6, method="gear"), outputs=("v(m)", "v(s)"))
+        runs[clamped] = run(job)
+    bare, clamped = runs[False], runs[True]
+    assert bare["v(m)"].min() < -10 and abs(spike_times(bare.x, bare["v(s)"], 1.0)[0] - reference[0]) > 1e-3
+    assert -5.01 < clamped["v(m)"].min() < -4.98
+    spikes = spike_times(clamped.x, clamped["v(s)"], 1.0)
+    assert len(spikes) == len(reference) == 4 and np.abs(spikes - reference).max() < 20e-6
+
+
 def test_tactile_output_layer_is_the_device_layer():
     torch.manual_seed(0)
     cfg = ModelConfig(network="tactile", hidden=8, encoding_repeat=2, bits=3, v_thr=2.5)
@@ -105,7 +133,8 @@ def test_tactile_output_layer_is_the_device_layer():
     chip = program(layer, HardwareConfig(programming="ideal", columns_per_job=10))
     jobs = sample_jobs(chip, np.eye(8)[:3], "t")
     assert [list(columns) for _, columns in jobs] == [list(range(0, 10)), list(range(10, 20)), list(range(20, 27))]
-    assert "Xn26 in26 spk26 felif_nd1" in jobs[-1][0].circuit.netlist
+    netlist = jobs[-1][0].circuit.netlist
+    assert "Xn26 in26 spk26 felif_nd1" in netlist and "Bclamp26 in26 0 I=" in netlist
 
 
 def test_verify_cli_writes_verify_json_and_raster(trained_run: Path, capsys):
@@ -124,6 +153,18 @@ def test_verify_cli_writes_verify_json_and_raster(trained_run: Path, capsys):
     assert (trained_run / "verify" / "raster.png").stat().st_size > 10_000
 
 
+def test_dask_scheduler_gives_the_same_verification(trained_run: Path):
+    distributed = pytest.importorskip("distributed")
+    hw = HardwareConfig(programming="ideal")
+    local = verify_run(trained_run, hw=hw, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        remote = verify_run(trained_run, hw=hw, scheduler=cluster.scheduler_address, progress=False)
+    for key in ("prediction_agreement", "spike_count_agreement", "spikes_spice", "spice_metric", "samples"):
+        assert remote[key] == local[key], key
+    assert remote["spike_time_error_s"] == pytest.approx(local["spike_time_error_s"], rel=1e-6)
+
+
 def test_budget_limits_the_samples(trained_run: Path):
     cfg, model, task, _ = load_run(trained_run)
     chip = program(device_layer(model), HardwareConfig(programming="ideal"))
@@ -136,9 +177,9 @@ def test_budget_limits_the_samples(trained_run: Path):
 
 def test_periodic_verification_during_training_leaves_training_unchanged(jsb_file: Path, tmp_path: Path):
     plain = train(music_config(jsb_file, tmp_path / "plain", "run.epochs=2"), progress=False)
-    checked = train(music_config(jsb_file, tmp_path / "checked", "run.epochs=2", "verify.every=1",
-                                 "verify.samples=1", "verify.max_steps=8", "verify.tolerance=0.5"),
-                  progress=False)
+    checked_cfg = music_config(jsb_file, tmp_path / "checked", "run.epochs=2", "verify.every=1", "verify.samples=1",
+                               "verify.max_steps=8", "verify.tolerance=0.5")
+    checked = train(checked_cfg, progress=False)
     strip = lambda rows: [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in rows]  # noqa: E731
     assert strip(plain) == strip(checked)  # verification draws from its own generators only
     history = [json.loads(line) for line in (tmp_path / "checked" / "verify_history.jsonl").read_text().splitlines()]
