@@ -19,6 +19,8 @@ from cosim.surrogates.artifact import (
     save,
 )
 from cosim.surrogates.felif import FeLIFSurrogate, load_felif
+from cosim.surrogates.rram_fit import RRAMSurrogate, load_rram  # registers the "rram" kind with the loader
+from cosim.surrogates.crossbar_fit import CrossbarSurrogate, load_crossbar  # and the "crossbar" kind
 from cosim.surrogates.guard import Support, ValidityGuard
 
 
@@ -61,5 +63,5 @@ def fitter(kind: str) -> Fitter:
 __all__ = [
     "FITTERS", "FeLIFSurrogate", "Fitter", "Support", "SurrogateArtifact", "SurrogateFileError",
     "SurrogateProvenanceWarning", "ValidityGuard", "default_path", "fitter", "load", "load_felif", "save",
-    "surrogate_path",
+    "surrogate_path", "RRAMSurrogate", "load_rram", "CrossbarSurrogate", "load_crossbar",
 ]

@@ -320,7 +320,8 @@ def make_rram_surrogate(out: str | Path, devices_per_level: int = DEVICES_PER_LE
              "write_verify": dataclasses.asdict(config),
              "variability": {"d2d": dict(variability.d2d), "c2c_vel0": variability.c2c_vel0},
              "read_sweep": {"devices_per_level": READ_DEVICES_PER_LEVEL, "step_v": READ_SWEEP_STEP,
-                            "ramp_s": READ_SWEEP_TIME, "simulator": "ngspice", "model": "rram (full model, transient)"}},
+                            "ramp_s": READ_SWEEP_TIME, "simulator": "ngspice",
+                            "model": "rram (full model, transient)"}},
         fit={"table": {key: value for key, value in table.summary().items()
                        if key not in ("mapping", "mean_s", "std_s", "weight_levels")},
              "read": read, "monte_carlo_wall_s": mc_s},
@@ -353,13 +354,14 @@ def _levels_figure(path: Path, surrogate: SurrogateArtifact, table: ProgrammedLe
     means, spreads = table.mean_s, table.std_s
     fig, axes = plt.subplots(2, mapping.n_levels // 2, figsize=(11.0, 5.0), squeeze=False)
     for k, ax in enumerate(axes.ravel()):
-        lo, hi = (mapping.levels_s[k] - 1.5 * mapping.tolerance_s) * 1e6, (mapping.levels_s[k] + 1.5 * mapping.tolerance_s) * 1e6
+        lo, hi = ((mapping.levels_s[k] + side * 1.5 * mapping.tolerance_s) * 1e6 for side in (-1, 1))
         bins = np.linspace(lo, hi, 41)
         ax.hist(table.conductance_s[k] * 1e6, bins=bins, density=True, histtype="step", color="k", label="MC (fit)")
         ax.hist(holdout.conductance_s[k] * 1e6, bins=bins, density=True, histtype="step", color="tab:blue",
                 label="MC (held out)")
         g = np.linspace(lo, hi, 200)
-        ax.plot(g, np.exp(-0.5 * ((g - means[k] * 1e6) / (spreads[k] * 1e6)) ** 2) / (spreads[k] * 1e6 * np.sqrt(2 * np.pi)),
+        mean_us, spread_us = means[k] * 1e6, spreads[k] * 1e6
+        ax.plot(g, np.exp(-0.5 * ((g - mean_us) / spread_us) ** 2) / (spread_us * np.sqrt(2 * np.pi)),
                 color="tab:red", lw=1, label="table (normal)")
         for edge in (-1, 1):
             ax.axvline((mapping.levels_s[k] + edge * mapping.tolerance_s) * 1e6, color="0.6", lw=0.6, ls=":")
@@ -448,11 +450,13 @@ def _markdown(surrogate: SurrogateArtifact, figures: dict[str, str]) -> str:
                      f"{[round(float(s), 3) for s in spreads]}")
     read = fit["read"]
     lines += ["", "## Read nonlinearity", "",
-              f"{READ_LAW}; fitted v0 = {read['v0']:.5g} V (device parameter {surrogate.parameters['read_v0']['default']} V) "
+              f"{READ_LAW}; fitted v0 = {read['v0']:.5g} V (device parameter "
+              f"{surrogate.parameters['read_v0']['default']} V) "
               f"on {read['devices']} devices swept over {read['sweep_v'][0]:g} .. {read['sweep_v'][1]:g} V: residual "
-              f"{read['residual_rel_rms']:.2e} rms, {read['residual_rel_max']:.2e} max (of G v_read). At v_read the chord "
-              f"conductance is {read['chord_over_linear_at_v_read']:.4f} x the small-signal conductance at 0 V. The largest "
-              f"gap change over the {surrogate.doe['read_sweep']['ramp_s'] * 1e6:g} us sweep: {read['gap_change_max_nm']:.1e} nm "
+              f"{read['residual_rel_rms']:.2e} rms, {read['residual_rel_max']:.2e} max (of G v_read). At v_read the "
+              f"chord conductance is {read['chord_over_linear_at_v_read']:.4f} x the small-signal conductance at 0 V. "
+              f"The largest gap change over the {surrogate.doe['read_sweep']['ramp_s'] * 1e6:g} us sweep: "
+              f"{read['gap_change_max_nm']:.1e} nm "
               "(reads do not disturb the state).", "",
               "## Notes", "", surrogate.notes, "", "## Provenance", ""]
     lines += [f"- `{path}`: sha256 `{digest[:16]}...`" for path, digest in prov.files.items()]
