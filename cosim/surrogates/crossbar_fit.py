@@ -29,8 +29,9 @@ sets the mean conductance); held-out random crossbars of other sizes validate it
 `crossbar_linear` applies it to a weight matrix in level units; `crossbar_outputs` to a `Crossbar` (numpy, for
 verification). `load_crossbar` reads ``surrogates/crossbar.json`` (kind "crossbar").
 
-Cost: every call holds a few [..., rows, 2 cols] tensors (device currents), e.g. 1.8 M numbers for a batch of 128
-through the 256 x 27 output layer; use `torch.utils.checkpoint` over long sequences if memory is short.
+Cost: two passes, each two matrix products over the device currents [..., rows, 2 cols] (1.8 M numbers for a
+batch of 128 through the 256 x 27 output layer): 0.4 s forward, 0.8 s forward + backward per step there, float32,
+on 2 shared cores; autograd keeps a few such tensors per step (`torch.utils.checkpoint` trades them for time).
 """
 from __future__ import annotations
 
@@ -116,17 +117,18 @@ class CrossbarModel:
         return cls(config.r_wire, config.v_read, config.mirror_gain, correction)
 
 
-def _reverse_cumsum(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """sum_{k >= i} x_k along dim."""
-    return x.sum(dim, keepdim=True) - x.cumsum(dim) + x
-
-
 def wire_drops(device_currents: torch.Tensor, r_wire: float) -> torch.Tensor:
     """Voltage, V, each device [..., rows, lines] loses to the wires when the devices carry `device_currents` (A):
-    the drop along its row from the driver (left) plus the rise of its bit line above the sense node (bottom)."""
-    row = r_wire * torch.cumsum(_reverse_cumsum(device_currents, -1), -1)
-    line = r_wire * _reverse_cumsum(torch.cumsum(device_currents, -2), -2)
-    return row + line
+    the drop along its row from the driver (left) plus the rise of its bit line above the sense node (bottom).
+
+    Device b' of a row shares the first min(b, b') + 1 row segments with device b; device i' of a bit line shares
+    rows - max(i, i') line segments with device i: both sums are products with these integer kernels."""
+    rows, lines = device_currents.shape[-2:]
+    b = torch.arange(lines, dtype=device_currents.dtype, device=device_currents.device)
+    i = torch.arange(rows, dtype=device_currents.dtype, device=device_currents.device)
+    shared_row = torch.minimum(b[:, None], b[None, :]) + 1
+    shared_line = rows - torch.maximum(i[:, None], i[None, :])
+    return r_wire * (device_currents @ shared_row + shared_line @ device_currents)
 
 
 def _slopes(lines: torch.Tensor, v: torch.Tensor, model: CrossbarModel) -> torch.Tensor:
