@@ -22,7 +22,11 @@ into the neuron with gain
 
 so one level on one active input gives current_scale * step amperes in both. Example (shipped music config):
 current_scale = 50 nA per weight unit, max|w| = 0.2 -> step = 0.2/3.5 = 0.057 units, v_read = 0.1 V,
-weight_step_s = 20 uS -> 2.9 nA per level and mirror_gain = 1.4e-3.
+weight_step_s = 20 uS -> 2.9 nA per level and mirror_gain = 1.4e-3. A network trained with a conductance level
+table (`ConductanceLevels`, e.g. the programmed levels' means) uses that table's siemens per level unit instead
+of the nominal weight_step_s, so the mean programmed currents are the ones it was trained with. With the
+nominal mapping the programmed level 0 (the write-verify target closest to the reset state lands at ~8.8 uS,
+1.2 uS under its 10 uS target) makes every pair 3-7 % stronger than its level: a verification shows it.
 
 Neurons. Each FeLIF neuron becomes the FeLIF circuit of `cosim.devices.felif` fed at its membrane node by its
 column's mirror, with the layer's FeLIFParameters (per-neuron values where the layer has device-to-device
@@ -49,7 +53,7 @@ from cosim.devices.rram import NETLIST_LIB, LevelMapping, ProgrammedLevels, prog
 from cosim.felif.layer import FeLIFLayer
 from cosim.felif.physics import V_CLIP, FeLIFParameters
 from cosim.felif.step import StepConfig
-from cosim.snn.synapses import QuantizedLinear
+from cosim.snn.synapses import ConductanceLevels, QuantizedLinear
 from cosim.spice import Circuit, SimJob, Tran
 from cosim.spice.elements import number
 from cosim.train.models import MusicPredictor, TactileClassifier
@@ -137,6 +141,9 @@ class DeviceLayer:
     """Coarse step and fine integration of the training model."""
     dtype: torch.dtype = torch.float32
     """Floating-point type the training model computes the neurons in."""
+    siemens_per_level: float | None = None
+    """G+ - G- of one level unit of the level table, S, where the table is made of conductances
+    (`ConductanceLevels.g_unit`); None: the RRAM mapping's nominal weight step."""
 
     @property
     def max_level(self) -> int:
@@ -190,10 +197,12 @@ def device_layer(model: nn.Module) -> DeviceLayer:
         raise ValueError(f"the {name} synapses have float weights (model.bits = \"float\"): SPICE verification "
                          "maps quantised weight levels onto RRAM conductance pairs; train with model.bits = 3 or 4")
     levels, step = synapses.integer_levels()
-    means, _ = synapses.level_table.mean_spread()
+    table = synapses.level_table
+    means, _ = table.mean_spread()
     return DeviceLayer(name=name, levels=levels.T.numpy().astype(np.int64), level_means=means.numpy(),
                        step=float(step), bits=int(synapses.bits), current_scale=neurons.current_scale,
-                       params=neurons.params, cfg=neurons.cfg, dtype=neurons.dtype)
+                       params=neurons.params, cfg=neurons.cfg, dtype=neurons.dtype,
+                       siemens_per_level=table.g_unit if isinstance(table, ConductanceLevels) else None)
 
 
 @torch.no_grad()
@@ -263,8 +272,9 @@ def program(layer: DeviceLayer, hw: HardwareConfig, levels: ProgrammedLevels | N
     """Program the layer's levels into a crossbar: devices drawn from `levels` (needed unless hw.programming is
     "ideal") with a generator seeded by hw.seed; mirror gain by the module docstring's mapping."""
     mapping = level_mapping(layer, levels.mapping if levels is not None else LevelMapping())
+    siemens_per_level = layer.siemens_per_level or mapping.weight_step_s
     config = CrossbarConfig(r_wire=hw.r_wire, read_model=hw.read_model, v_read=mapping.v_read,
-                            mirror_gain=layer.current_per_level / (mapping.v_read * mapping.weight_step_s),
+                            mirror_gain=layer.current_per_level / (mapping.v_read * siemens_per_level),
                             dt=layer.cfg.dt, edge=hw.edge)
     if hw.programming == "ideal":
         crossbar = Crossbar.from_weights(layer.levels, mapping, config)

@@ -14,6 +14,7 @@ from cosim.devices.felif import FeLIFCircuitParameters, circuit_files, neuron_el
 from cosim.devices.rram import program_levels
 from cosim.felif.physics import FeLIFParameters
 from cosim.spice import Circuit, SimJob, Tran, run
+from cosim.snn.synapses import ConductanceLevels
 from cosim.spice.elements import CurrentSource, Pwl
 from cosim.surrogates.doe import Stimulus
 from cosim.surrogates.felif_model import simulate
@@ -91,6 +92,20 @@ def test_exported_conductances_reproduce_the_quantised_weights():
     assert abs(slope - 1) < 0.1
     again = program(layer, HardwareConfig(seed=5), population)
     assert np.array_equal(again.crossbar.g_plus, chip.crossbar.g_plus)  # the programming draw is seeded
+
+    # trained with the programmed levels as its level table: on average the chip's currents are the trained ones
+    model.synapses.level_table = ConductanceLevels(**{k: tuple(v) for k, v in
+                                                      population.weight_level_table().items()})
+    layer = device_layer(model)
+    chip = program(layer, HardwareConfig(seed=5), population)
+    one_hot = np.eye(54)
+    programmed = chip.crossbar.ideal_outputs(mapping.v_read * one_hot)  # [input, neuron]: each synapse's current
+    trained = layer.currents(one_hot)
+    noise = np.sqrt(2) * population.std_s.max() * chip.crossbar.config.mirror_gain * mapping.v_read
+    for q in range(-3, 4):
+        chosen = layer.levels == q
+        if chosen.sum() > 5:
+            assert abs(programmed[chosen].mean() - trained[chosen].mean()) < 4 * noise / np.sqrt(chosen.sum()), q
 
 
 def test_four_bit_weights_use_every_device_level_and_eight_bits_are_refused():
