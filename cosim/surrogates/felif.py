@@ -16,6 +16,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from cosim.devices.fecap import FeCapParameters
+from cosim.devices.felif import FeLIFCircuitParameters
 from cosim.felif.physics import FeLIFParameters
 from cosim.felif.step import StepConfig
 from cosim.surrogates import artifact
@@ -108,6 +110,21 @@ class FeLIFSurrogate:
     def guard(self, name: str = "FeLIF layer") -> ValidityGuard:
         """A fresh validity guard over this surrogate's support."""
         return ValidityGuard(self.support, name=f"{name} ({self.path.name})")
+
+    def circuit(self) -> FeLIFCircuitParameters:
+        """The neuron circuit this surrogate was fitted to, with its physical (not the fitted) parameters: the
+        hardware a network trained with this surrogate runs on, and so what SPICE verification simulates."""
+        try:
+            record = self.artifact.data["circuit"]
+            values = record["parameters"]
+            physics = FeLIFParameters(**{f.name: values[f.name] for f in dataclasses.fields(FeLIFParameters)})
+            fecap = FeCapParameters(physics, n_domains=record["n_domains"], sigma_ea=record["sigma_ea"],
+                                    ea_factors=tuple(record["ea_factors"]), p0=values["p0"])
+            periphery = {f.name: values[f.name] for f in dataclasses.fields(FeLIFCircuitParameters) if f.name != "fecap"}
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{self.path}: data.circuit does not describe the fitted neuron circuit "
+                             f"(missing {err}); refit with `cosim fit felif`") from None
+        return FeLIFCircuitParameters(fecap=fecap, **periphery).validate()
 
 
 def load_felif(path: str | Path | None = None, check_provenance: bool = True) -> FeLIFSurrogate:

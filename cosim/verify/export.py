@@ -81,7 +81,11 @@ class HardwareConfig:
     """Rise and fall time of the input read pulses, s."""
     n_domains: int = 1
     """Domains of the FeCap model in the neuron circuits (1: the single-state model the training layer
-    computes)."""
+    computes); ignored when `neuron_circuit` is given."""
+    neuron_circuit: FeLIFCircuitParameters | None = None
+    """The neuron circuit of the hardware, the same for every neuron (clocked at the model's coarse step): for a
+    network trained with a fitted surrogate, the device it was fitted to (`FeLIFSurrogate.circuit`). None: built
+    from the layer's parameters with `n_domains`."""
     max_step: float = NEURON_MAX_STEP
     """Largest time step of the transient (and output step of the membrane voltages and spike outputs), s."""
     membrane_clamp: bool = True
@@ -113,8 +117,11 @@ class HardwareConfig:
                              "whole layer in one netlist (columns_per_job = 0)")
 
     def neuron(self, params: FeLIFParameters, dt: float) -> FeLIFCircuitParameters:
-        """The circuit of a neuron with physics `params` clocked at the coarse step `dt` (s): the single-domain
-        reference FeCap, or the N-domain one with the default spread of activation fields."""
+        """The circuit of a neuron with physics `params` clocked at the coarse step `dt` (s): `neuron_circuit` if
+        given, else the single-domain reference FeCap or the N-domain one with the default spread of activation
+        fields."""
+        if self.neuron_circuit is not None:
+            return dataclasses.replace(self.neuron_circuit, t_clk=dt).validate()
         fecap = FeCapParameters.reference(params) if self.n_domains == 1 else FeCapParameters(params, self.n_domains)
         return FeLIFCircuitParameters(fecap=fecap, t_clk=dt).validate()
 

@@ -36,6 +36,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cosim.spice import SimError, run_many
+from cosim.surrogates import surrogate_path
+from cosim.surrogates.felif import load_felif
 from cosim.surrogates.doe import Stimulus
 from cosim.surrogates.felif_model import simulate
 from cosim.surrogates.traces import Traces, compare
@@ -227,6 +229,15 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple
     return cfg, model, task, path
 
 
+def run_hardware(cfg: TrainConfig, hw: HardwareConfig) -> HardwareConfig:
+    """`hw` for a run trained with `cfg`: a network trained with a fitted FeLIF surrogate runs on the device that
+    surrogate was fitted to (its recorded circuit and physical parameters), not on a circuit built from the
+    surrogate's effective parameters; an explicit `hw.neuron_circuit` is kept."""
+    if not cfg.model.surrogate_file or hw.neuron_circuit is not None:
+        return hw
+    return dataclasses.replace(hw, neuron_circuit=load_felif(surrogate_path(cfg.model.surrogate_file)).circuit())
+
+
 def verify_run(run_dir: str | Path, checkpoint: str | Path | None = None, samples: int | None = None,
                cpu_budget_s: float | None = None, hw: HardwareConfig = HardwareConfig(), n_jobs: int | None = None,
                scheduler: Any = None, progress: bool = True, max_steps: int | None = None) -> dict[str, Any]:
@@ -235,6 +246,7 @@ def verify_run(run_dir: str | Path, checkpoint: str | Path | None = None, sample
     samples, cpu_budget_s and max_steps default to the run's [verify] config."""
     run_dir = Path(run_dir)
     cfg, model, task, path = load_run(run_dir, checkpoint)
+    hw = run_hardware(cfg, hw)
     changes = {k: v for k, v in (("samples", samples), ("cpu_budget_s", cpu_budget_s), ("max_steps", max_steps))
                if v is not None}
     vcfg = dataclasses.replace(cfg.verify, **changes)
@@ -263,8 +275,8 @@ def verify_epoch(model: nn.Module, task: Task, cfg: TrainConfig, run_dir: Path, 
     path = run_dir / HISTORY
     history = [row for row in _read_jsonl(path) if row["epoch"] < epoch]
     try:
-        summary, plots = verify_model(model, task, cfg.verify, HardwareConfig(seed=cfg.run.seed), run_dir / "verify",
-                                      progress=progress)
+        summary, plots = verify_model(model, task, cfg.verify, run_hardware(cfg, HardwareConfig(seed=cfg.run.seed)),
+                                      run_dir / "verify", progress=progress)
     except (SimError, RuntimeError) as err:
         record: dict[str, Any] = {"epoch": epoch, "error": str(err)}
         tqdm.write(f"verify epoch {epoch}: SPICE verification failed: {err}")
