@@ -8,11 +8,15 @@ import torch
 
 from cosim.data import synthetic_braille_data
 from cosim.felif.layer import FeLIFLayer
+from cosim.felif.physics import FeLIFParameters
+from cosim.felif.step import StepConfig
 from cosim.snn.lif import LIF
 from cosim.train.config import load_config
 from cosim.train.models import MusicPredictor, TactileClassifier, build_model
 
 FAST = ["model.h=1e-5"]
+DEAD_ZONE = 8e-9
+"""Constant FeLIF input current (A) from which BRUNO's coarse-step gradient is zero (models.py docstring)."""
 
 
 def felif_input_current(model: torch.nn.Module, layer: FeLIFLayer, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -60,12 +64,29 @@ def test_tactile_network_at_initialisation():
     assert model.hidden.mem_decay.requires_grad and model.gain.shape == model.bias.shape == (128,)
     current, spikes = felif_input_current(model, model.output, data.train.inputs[:32])
     assert 0.5e-9 < float(current.median()) < 100e-9
+    assert float((current > DEAD_ZONE).float().mean()) < 0.05  # the output neurons get a training signal
     assert all(0.02 < float(s.mean()) < 0.5 for s in spikes.values()), {k: float(s.mean()) for k, s in spikes.items()}
     out = model(data.train.inputs[:3])
     assert out.logits.shape == (3, 27) and torch.equal(out.logits, out.spikes["output"].sum(0))
 
     lif = build_model(load_config("tactile-lif").model, data.channels, data.n_classes)
     assert isinstance(lif.output, LIF)
+
+
+def count_gradient(current: float, steps: int = 30) -> float:
+    """d(spike count)/dI, per nA, of one FeLIF neuron under a constant input current (A), BRUNO as configured."""
+    cfg = load_config("tactile", ["model.h=1e-5"]).model
+    layer = FeLIFLayer(1, FeLIFParameters(v_thr=cfg.v_thr), StepConfig(h=cfg.h, rate_grad=cfg.rate_grad),
+                       current_scale=1e-9)
+    x = torch.full((steps, 1, 1), current / 1e-9, requires_grad=True)
+    layer(x).sum().backward()
+    return float(x.grad.sum())
+
+
+def test_gradient_dead_zone_above_8_na():
+    """The coarse step's V clip leaves no gradient for strong inputs (why the tactile gain is 10 nA/unit)."""
+    assert count_gradient(1e-9) > 10 and count_gradient(4e-9) > 0
+    assert count_gradient(DEAD_ZONE) == 0 and count_gradient(50e-9) == 0
 
 
 @pytest.mark.parametrize("bits", [3, 4, 8])
