@@ -11,10 +11,11 @@
 
 All three share BRUNO's semantics: reset from the previous step's spike (gradient stopped) overwriting this
 step's result, spike = Heaviside(V - V_thr) with the surrogate of cfg. cfg.rate_grad applies to the coarse step
-("coarse"); BPTT always differentiates the fine scheme exactly. That exact gradient overflows (inf, then NaN; in
-float64 too) once a run reaches the switching regime: near 1 V the rate r is ~1/(22 ns), so r h ~ 45 at h = 1 us,
-and the Euler sub-step's dP'/dP = 1 - r h multiplies the gradient by ~-44 per sub-step where P is not clipped.
-The values stay bounded (P is clipped); the gradient is the method's, not a defect of this code.
+("coarse"); BPTT differentiates the fine scheme itself, with one guard (`integrators.euler_substep`): where a
+sub-step's switching is stiff (r h > 1: a saturated FeCap under a membrane beyond about -2.7 V, or a neuron
+driven far past threshold) the rate is capped at 1/h in the gradient, as BRUNO caps it at 1/dt. The values are
+the plain Euler sub-steps, identical to BRUNO's forward. Without the guard, the Euler Jacobian dP'/dP = 1 - r h
+(-1e4 at the -5 V clip) overflowed the gradient to inf and NaN on both benchmark shapes, in float64 too.
 
 BPTT speed: a Python loop of eager torch ops pays interpreter and autograd overhead on ~30 tiny tensor ops per
 sub-step. The default backend "compiled" fuses `BPTT_CHUNK` sub-steps, forward and backward, into one

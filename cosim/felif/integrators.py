@@ -85,7 +85,20 @@ def exponential_step(state: FeLIFState, i_in: torch.Tensor, params: FeLIFParamet
     return FeLIFState(v_next, p_next)
 
 
-FINE_STEPS: dict[str, FineStep] = {"euler": physics.euler_step, "exponential": exponential_step}
+def euler_substep(state: FeLIFState, i_in: torch.Tensor, params: FeLIFParameters, h: float) -> FeLIFState:
+    """One explicit Euler sub-step of h (s), `physics.euler_step`, with its gradient guarded for fine-step BPTT.
+
+    The value is the plain Euler step. The gradient is that of the Euler step with the switching rate capped at
+    1/h, BRUNO's coarse-step guard applied at the fine step. Where r h > 1 (fields beyond ~1.6e8 V/m: a saturated
+    FeCap under a membrane beyond about -2.7 V, or a neuron driven far past threshold) the uncapped Euler Jacobian
+    dP'/dP = 1 - r h reaches -1e4 and, chained over sub-steps, overflows the gradient (in float64 too) although
+    the values stay bounded (P is clipped). Capped, dP'/dP is 0 there, as for the exact flow (exp(-r h) ~ 0).
+    Where r h <= 1 the gradient is the exact Euler gradient.
+    """
+    return physics.euler_step(state, i_in, params, h, grad_max_rate=1.0 / h)
+
+
+FINE_STEPS: dict[str, FineStep] = {"euler": euler_substep, "exponential": exponential_step}
 """The fine integrators by the name used in StepConfig.integrator."""
 
 

@@ -124,15 +124,20 @@ def switching_rate_derivative(e: torch.Tensor, params: FeLIFParameters) -> torch
 
 def polarisation_rate(
     v: torch.Tensor, p: torch.Tensor, params: FeLIFParameters, detach_rate: bool = False,
-    max_rate: float | None = None,
+    max_rate: float | None = None, grad_max_rate: float | None = None,
 ) -> torch.Tensor:
     """dP/dt = (sign(E) P_s - P) r(E), C/(m^2 s); detach_rate stops the gradient through r (paper-era BRUNO);
-    max_rate (1/s) caps r (BRUNO's coarse step: an Euler step of dt with r > 1/dt would overshoot)."""
+    max_rate (1/s) caps r (BRUNO's coarse step: an Euler step of dt with r > 1/dt would overshoot);
+    grad_max_rate (1/s) caps r in the gradient only, the value keeps the uncapped r (fine-step BPTT)."""
     e = field(v, p, params)
     r = switching_rate(e, params)
     r = r.detach() if detach_rate else r
     r = r if max_rate is None else torch.clamp(r, max=max_rate)
-    return (torch.sign(e) * params.p_s - p) * r
+    span = torch.sign(e) * params.p_s - p
+    if grad_max_rate is None:
+        return span * r
+    capped = span * torch.clamp(r, max=grad_max_rate)
+    return capped + (span * r - capped).detach()
 
 
 def leakage_current(v: torch.Tensor, params: FeLIFParameters) -> torch.Tensor:
@@ -142,20 +147,21 @@ def leakage_current(v: torch.Tensor, params: FeLIFParameters) -> torch.Tensor:
 
 def derivatives(
     v: torch.Tensor, p: torch.Tensor, i_in: torch.Tensor, params: FeLIFParameters, detach_rate: bool = False,
-    max_rate: float | None = None,
+    max_rate: float | None = None, grad_max_rate: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dV/dt in V/s, dP/dt in C/(m^2 s)) for input current i_in (A)."""
-    dp = polarisation_rate(v, p, params, detach_rate, max_rate)
+    """(dV/dt in V/s, dP/dt in C/(m^2 s)) for input current i_in (A); the rate options of `polarisation_rate`."""
+    dp = polarisation_rate(v, p, params, detach_rate, max_rate, grad_max_rate)
     dv = (i_in - leakage_current(v, params) - params.area * dp) / params.c_tot
     return dv, dp
 
 
 def euler_step(
     state: FeLIFState, i_in: torch.Tensor, params: FeLIFParameters, dt: float, detach_rate: bool = False,
-    max_rate: float | None = None,
+    max_rate: float | None = None, grad_max_rate: float | None = None,
 ) -> FeLIFState:
-    """One explicit Euler step of size dt (s), with V clipped to [-5, 5] V and P to [-P_s, P_s]."""
-    dv, dp = derivatives(state.v, state.p, i_in, params, detach_rate, max_rate)
+    """One explicit Euler step of size dt (s), with V clipped to [-5, 5] V and P to [-P_s, P_s]; the rate
+    options of `polarisation_rate`."""
+    dv, dp = derivatives(state.v, state.p, i_in, params, detach_rate, max_rate, grad_max_rate)
     v = torch.clamp(state.v + dt * dv, -V_CLIP, V_CLIP)
     p_s = _as_tensor_like(params.p_s, state.p)
     p = torch.minimum(torch.maximum(state.p + dt * dp, -p_s), p_s)

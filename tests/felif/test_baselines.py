@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cosim.felif import physics
+from cosim.felif import integrators, physics
 from cosim.felif.baselines import bptt_ckpt_step, bptt_step, chunk_length, coarse_only_step
 from cosim.felif.bruno import bruno_step
 from cosim.felif.layer import FeLIFLayer, step_method
@@ -92,6 +92,34 @@ def test_bptt_forward_equals_bruno_forward(monkeypatch):
     spikes, v, p, _ = _spiking_run(bptt_step, backend="eager")
     s2, v2, p2, _ = _spiking_run(bruno_step)
     assert torch.equal(spikes, s2) and torch.equal(v, v2) and torch.equal(p, p2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_bptt_gradient_stays_finite_where_switching_is_stiff(dtype, monkeypatch):
+    """Membranes at -5 V (the clip), -3 V and past threshold with a saturated FeCap, r h from 25 to 6e4: the
+    unguarded Euler Jacobian dP'/dP = 1 - r h overflows within a coarse step of 100 sub-steps (float64 too);
+    the guarded sub-step of BPTT keeps the very same values and a finite, non-zero gradient."""
+    cfg = StepConfig(dt=100e-6, h=1e-6)
+    start = FeLIFState(torch.tensor([[-4.9, -3.0, 2.4, 0.5]], dtype=dtype),
+                       torch.tensor([[-0.22, -0.22, 0.22, -0.22]], dtype=dtype))
+    currents = torch.tensor([[[-60e-9, -1e-9, 1e-3, 0.0]], [[-30e-9, -0.5e-9, 0.5e-3, 0.0]]], dtype=dtype)
+
+    def run():
+        i_in = currents.clone().requires_grad_()
+        state, s = start, torch.zeros_like(start.v)
+        vs = []
+        for i_t in i_in:
+            s, state = bptt_step(i_t, state, s, PARAMS, cfg, backend="eager")
+            vs.append(state.v)
+        (grad,) = torch.autograd.grad(torch.stack(vs).sum() + state.p.sum(), i_in)
+        return torch.stack(vs).detach(), grad
+
+    values, grad = run()
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    monkeypatch.setitem(integrators.FINE_STEPS, "euler", physics.euler_step)  # the unguarded Euler sub-step
+    plain_values, plain_grad = run()
+    assert torch.equal(values, plain_values)
+    assert not torch.isfinite(plain_grad).all(), "the stiff regime must overflow the unguarded Euler gradient"
 
 
 def test_reset_after_spike_overwrites_the_step_and_stops_its_gradient():
