@@ -55,14 +55,15 @@ class SpikeFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v: torch.Tensor, v_thr: torch.Tensor, surrogate: str, beta: float) -> torch.Tensor:
-        x = v - v_thr
-        ctx.save_for_backward(x)
+        # V itself is saved, not V - V_thr: the state keeps V alive anyway, so the node adds no tensor of its own
+        ctx.save_for_backward(v, v_thr)
         ctx.surrogate, ctx.beta = surrogate, beta
-        return (x > 0).to(v.dtype)
+        return (v > v_thr).to(v.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (x,) = ctx.saved_tensors
+        v, v_thr = ctx.saved_tensors
+        x = v - v_thr
         if ctx.surrogate == "superspike":
             d = 1.0 / (1.0 + ctx.beta * x.abs())
         elif ctx.surrogate == "tanh":
