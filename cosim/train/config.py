@@ -93,6 +93,9 @@ class ModelConfig:
     """Synaptic current gain into the FeLIF neurons, A per weight unit (see the shipped configs for the choice)."""
     variability_sigma: float = 0.0
     """Device-to-device variability of the FeLIF parameters (relative sigma; drawn once from run.seed)."""
+    cycle_to_cycle_sigma: float = 0.0
+    """Cycle-to-cycle variability of the FeLIF parameters: relative sigma drawn afresh for every neuron on every
+    coarse step, in training and evaluation (`FeLIFLayer.c2c_sigma`; 0: off)."""
     surrogate_file: str = ""
     """Fitted FeLIF surrogate (`cosim.surrogates`) whose parameters, v_thr included, replace the analytic FeLIF
     physics: "default" for the shipped surrogates/felif.json, or a path; empty: the analytic physics. Its fitted
@@ -260,8 +263,9 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
             problems.append(f"model.{name} must be a finite number > 0, got {value}")
     if m.h > m.dt:
         problems.append(f"model.h = {m.h} s must not exceed model.dt = {m.dt} s")
-    if not 0 <= m.variability_sigma < 1:
-        problems.append(f"model.variability_sigma must be in [0, 1), got {m.variability_sigma}")
+    for name in ("variability_sigma", "cycle_to_cycle_sigma"):
+        if not 0 <= getattr(m, name) < 1:
+            problems.append(f"model.{name} must be in [0, 1), got {getattr(m, name)}")
     if m.surrogate_file:
         from cosim.surrogates import SurrogateFileError, load_felif, surrogate_path
 

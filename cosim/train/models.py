@@ -69,7 +69,7 @@ def device_neurons(cfg: ModelConfig, n: int) -> nn.Module:
                       integrator=cfg.integrator)
     guard = load_felif(surrogate_path(cfg.surrogate_file)).guard() if cfg.surrogate_file else None
     return FeLIFLayer(n, felif_parameters(cfg, n), step, method=cfg.method,
-                      current_scale=cfg.current_scale, guard=guard)
+                      current_scale=cfg.current_scale, guard=guard, c2c_sigma=cfg.cycle_to_cycle_sigma)
 
 
 def _check_input(name: str, x: torch.Tensor, channels: int) -> None:

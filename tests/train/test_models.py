@@ -114,3 +114,18 @@ def test_device_variability_is_drawn_once_per_seed():
     assert draws[0].area.shape == (150,) and torch.equal(draws[0].area, draws[1].area)
     assert not torch.equal(draws[0].area, draws[2].area)
     assert 0.05 < float(draws[0].e_a.std() / draws[0].e_a.mean()) < 0.15
+
+
+def test_cycle_to_cycle_variability_redraws_every_forward():
+    cfg = load_config("music", ["model.cycle_to_cycle_sigma=0.1", *FAST])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 54, 54)
+    assert model.neurons.c2c_sigma == 0.1
+    x = (torch.rand(2, 24, 54) < 0.05).float()
+    first, second = (model(x).spikes["hidden"] for _ in range(2))
+    assert not torch.equal(first, second), "the device parameters must be redrawn on every call"
+    quiet = build_model(load_config("music", FAST).model, 54, 54)
+    quiet.load_state_dict(model.state_dict())
+    assert torch.equal(quiet(x).spikes["hidden"], quiet(x).spikes["hidden"])
+    with pytest.raises(ValueError, match="cycle_to_cycle_sigma"):
+        load_config("music", ["model.cycle_to_cycle_sigma=-0.1"])
