@@ -30,7 +30,8 @@ nominal mapping the programmed level 0 (the write-verify target closest to the r
 
 Neurons. Each FeLIF neuron becomes the FeLIF circuit of `cosim.devices.felif` fed at its membrane node by its
 column's mirror, with the layer's FeLIFParameters (per-neuron values where the layer has device-to-device
-variability) and the coarse step as the reset clock. The training model keeps V in [-5, 5] V (REFERENCE.md); the
+variability; on a surrogate's fitted circuit, its physical parameters scaled by each neuron's factors) and the
+coarse step as the reset clock. The training model keeps V in [-5, 5] V (REFERENCE.md); the
 circuit has no such limit, so each membrane node gets a clamp to those rails (`membrane_clamp`; switch it off
 with `HardwareConfig.membrane_clamp` to see the bare circuit). Without it a negative input (negative weights)
 drives the node to -20 V and more, and the neuron then needs much longer to recover than the model's.
@@ -53,6 +54,7 @@ from cosim.devices.rram import NETLIST_LIB, LevelMapping, ProgrammedLevels, prog
 from cosim.felif.layer import FeLIFLayer
 from cosim.felif.physics import V_CLIP, FeLIFParameters
 from cosim.felif.step import StepConfig
+from cosim.felif.variability import VARIED_FIELDS
 from cosim.snn.synapses import ConductanceLevels, QuantizedLinear
 from cosim.spice import Circuit, SimJob, Tran
 from cosim.spice.elements import number
@@ -83,9 +85,14 @@ class HardwareConfig:
     """Domains of the FeCap model in the neuron circuits (1: the single-state model the training layer
     computes); ignored when `neuron_circuit` is given."""
     neuron_circuit: FeLIFCircuitParameters | None = None
-    """The neuron circuit of the hardware, the same for every neuron (clocked at the model's coarse step): for a
-    network trained with a fitted surrogate, the device it was fitted to (`FeLIFSurrogate.circuit`). None: built
-    from the layer's parameters with `n_domains`."""
+    """The neuron circuit of the hardware (clocked at the model's coarse step): for a network trained with a
+    fitted surrogate, the device it was fitted to (`FeLIFSurrogate.circuit`). None: built from the layer's
+    parameters with `n_domains`."""
+    neuron_circuit_nominal: FeLIFParameters | None = None
+    """The training-model parameters `neuron_circuit` stands for (the surrogate's fitted ones). A neuron whose
+    varied parameters (`cosim.felif.variability.VARIED_FIELDS`, device-to-device variability) differ from these
+    gets the circuit's physical parameters scaled by the same factors, so every circuit is its neuron's device
+    instance. None: every neuron gets `neuron_circuit` as it is."""
     max_step: float = NEURON_MAX_STEP
     """Largest time step of the transient (and output step of the membrane voltages and spike outputs), s."""
     membrane_clamp: bool = True
@@ -121,9 +128,21 @@ class HardwareConfig:
         given, else the single-domain reference FeCap or the N-domain one with the default spread of activation
         fields."""
         if self.neuron_circuit is not None:
-            return dataclasses.replace(self.neuron_circuit, t_clk=dt).validate()
+            circuit = dataclasses.replace(self.neuron_circuit, t_clk=dt)
+            if self.neuron_circuit_nominal is not None:
+                circuit = _scaled_device(circuit, self.neuron_circuit_nominal, params)
+            return circuit.validate()
         fecap = FeCapParameters.reference(params) if self.n_domains == 1 else FeCapParameters(params, self.n_domains)
         return FeLIFCircuitParameters(fecap=fecap, t_clk=dt).validate()
+
+
+def _scaled_device(circuit: FeLIFCircuitParameters, nominal: FeLIFParameters,
+                   params: FeLIFParameters) -> FeLIFCircuitParameters:
+    """`circuit` with each varied physical parameter scaled by params / nominal (one neuron's variability)."""
+    physics = circuit.fecap.physics
+    scaled = {name: getattr(physics, name) * float(getattr(params, name)) / float(getattr(nominal, name))
+              for name in VARIED_FIELDS if float(getattr(params, name)) != float(getattr(nominal, name))}
+    return dataclasses.replace(circuit, fecap=circuit.fecap.replace(physics=physics.replace(**scaled)))
 
 
 @dataclass(frozen=True)

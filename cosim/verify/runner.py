@@ -231,10 +231,12 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple
 def run_hardware(cfg: TrainConfig, hw: HardwareConfig) -> HardwareConfig:
     """`hw` for a run trained with `cfg`: a network trained with a fitted FeLIF surrogate runs on the device that
     surrogate was fitted to (its recorded circuit and physical parameters), not on a circuit built from the
-    surrogate's effective parameters; an explicit `hw.neuron_circuit` is kept."""
+    surrogate's effective parameters, each neuron scaled by its device-to-device variability (the fitted parameters
+    are the nominal device); an explicit `hw.neuron_circuit` is kept."""
     if not cfg.model.surrogate_file or hw.neuron_circuit is not None:
         return hw
-    return dataclasses.replace(hw, neuron_circuit=load_felif(surrogate_path(cfg.model.surrogate_file)).circuit())
+    surrogate = load_felif(surrogate_path(cfg.model.surrogate_file))
+    return dataclasses.replace(hw, neuron_circuit=surrogate.circuit(), neuron_circuit_nominal=surrogate.params)
 
 
 def verify_run(run_dir: str | Path, checkpoint: str | Path | None = None, samples: int | None = None,
