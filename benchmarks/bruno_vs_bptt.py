@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import shlex
+import statistics
 import sys
 import time
 import traceback
@@ -154,7 +155,8 @@ def _measure(shape: str, method: str, steps: int, repeats: int, threads: int, se
 
 
 def _kernel_rate(threads: int, repeats: int) -> dict:
-    """Child process: neuron-sub-steps per second of the fused fine forward (no neuron latches), best call."""
+    """Child process: neuron-sub-steps per second of the fused fine forward (no neuron latches), median call (the
+    best call was up to 2x faster than the typical one here, and users get the typical one)."""
     _child_environment()
     import torch
 
@@ -166,7 +168,7 @@ def _kernel_rate(threads: int, repeats: int) -> dict:
     gen = torch.Generator().manual_seed(0)
     params, cfg = FeLIFParameters(), StepConfig()
     # Below threshold for the whole window: every neuron does every sub-step (no early exit after a latch).
-    v = torch.rand(KERNEL_NEURONS, generator=gen) * 2.0 - 1.0
+    v = torch.rand(KERNEL_NEURONS, generator=gen) - 1.0  # V_thr is not reached in 1 ms at <= 1 nA (<= 1.75 V more)
     p = -params.p_s + torch.rand(KERNEL_NEURONS, generator=gen) * 0.05
     i_in = torch.rand(KERNEL_NEURONS, generator=gen) * 1e-9
     fine_forward(FeLIFState(v, p), i_in, params, cfg)  # build / load
@@ -176,7 +178,9 @@ def _kernel_rate(threads: int, repeats: int) -> dict:
         out = fine_forward(FeLIFState(v, p), i_in, params, cfg)
         times.append(time.perf_counter() - t0)
     latched = int((out.v > params.v_thr).sum())
-    return dict(steps_per_s=KERNEL_NEURONS * cfg.substeps / min(times), neurons=KERNEL_NEURONS,
+    if latched:
+        raise RuntimeError(f"{latched} neurons latched: the throughput would count sub-steps not computed")
+    return dict(steps_per_s=KERNEL_NEURONS * cfg.substeps / statistics.median(times), neurons=KERNEL_NEURONS,
                 substeps=cfg.substeps, repeats=repeats, times=times, latched=latched)
 
 
@@ -291,8 +295,8 @@ def main() -> None:
     lines = _table(results)
     lines.append("")
     lines.append(f"Fine kernel: {kernel['steps_per_s'] / 1e6:.1f} M neuron-sub-steps/s on {args.threads} threads "
-                 f"({kernel['neurons']} neurons x {kernel['substeps']} sub-steps x {kernel['repeats']}; goal >= "
-                 f"{GOAL_KERNEL_RATE / 1e6:.0f} M)")
+                 f"({kernel['neurons']} neurons x {kernel['substeps']} sub-steps, median of {kernel['repeats']} calls; "
+                 f"goal >= {GOAL_KERNEL_RATE / 1e6:.0f} M)")
     for shape in args.shapes:
         e = results[shape]
         if {"bruno_s", "bptt_s", "bruno_mem_bytes", "bptt_mem_bytes"} <= e.keys():
