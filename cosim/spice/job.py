@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
 
@@ -162,7 +162,7 @@ class SimJob:
     def key(self) -> str:
         """Stable content key used to resume sweeps: equal jobs have equal keys."""
         payload = json.dumps(
-            {"circuit": self.circuit.content_hash(), "analysis": asdict(self.analysis), "outputs": self.outputs,
+            {"circuit": self.circuit.content_hash(), "analysis": dict(vars(self.analysis)), "outputs": self.outputs,
              "simulator": self.simulator, "seed": self.seed},
             sort_keys=True,
         )

@@ -200,33 +200,41 @@ def _tail(log: list[str]) -> str:
     return "\n".join(log[-LOG_TAIL_LINES:])
 
 
+_LOG_PROBLEM = re.compile(
+    r"Error on line (?P<error_line>\d+)|Netlist line no\. (?P<netlist_line>\d+)|unknown subckt: (?P<subckt>.*)"
+    r"|(?P<no_data>no data saved)"
+    r"|(?P<unparsed>circuit not parsed|cannot recover|check your input netlist|there aren't any circuits)")
+"""What ngspice writes about a deck it rejects; one pattern, so the log of a good job is scanned once."""
+_MISSING_MODEL = re.compile(r"can't find model '([^']+)'")
+
+
 def netlist_error(log: list[str], deck: Deck, label: str) -> NetlistError | None:
     """The NetlistError ngspice's output reports for `deck`, or None when it reports none."""
-    model = next((m.group(1) for line in log if (m := re.search(r"can't find model '([^']+)'", line))), None)
     for i, line in enumerate(log):
+        if (problem := _LOG_PROBLEM.search(line)) is None:
+            continue
         following = log[i + 1:i + 4]
-        if m := re.search(r"Error on line (\d+)", line):
-            origin, text = deck.describe(int(m.group(1)))
+        if problem["error_line"]:
+            origin, text = deck.describe(int(problem["error_line"]))
+            model = next((found[1] for entry in log if (found := _MISSING_MODEL.search(entry))), None)
             reason = following[1] if len(following) > 1 else "syntax error"
             what = f"unknown model {model!r}" if model else reason.strip()
             return NetlistError(f"job {label}: ngspice rejects {origin}: {what}", text or following[0])
-        if m := re.search(r"Netlist line no\. (\d+)", line):
-            origin, text = deck.describe(int(m.group(1)))
+        if problem["netlist_line"]:
+            origin, text = deck.describe(int(problem["netlist_line"]))
             reason = following[0] if following else "cannot evaluate"
             return NetlistError(f"job {label}: ngspice rejects {origin}: {reason.strip()}", text)
-        if m := re.search(r"unknown subckt: (.*)", line):
-            instance = m.group(1).strip()
+        if problem["subckt"] is not None:
+            instance = problem["subckt"].strip()
             return NetlistError(
                 f"job {label}: unknown subcircuit in {deck.find(instance)} (no .subckt of that name)", instance)
-        if "no data saved" in line:
+        if problem["no_data"]:
             save = next((text for text in deck.lines if text.lower().startswith(".save")), None)
             return NetlistError(
                 f"job {label}: none of the requested outputs exists in the circuit; write node voltages as "
                 "v(node), source currents as i(source), device quantities as @device[param] (in a subcircuit: "
                 "@r.x1.r1[i])", save)
-        if re.search(r"circuit not parsed|cannot recover|check your input netlist|there aren't any circuits",
-                     line):
-            return NetlistError(f"job {label}: ngspice cannot parse the deck\n--- ngspice log ---\n{_tail(log)}")
+        return NetlistError(f"job {label}: ngspice cannot parse the deck\n--- ngspice log ---\n{_tail(log)}")
     return None
 
 

@@ -3,7 +3,8 @@
 ngspice keeps global state (one simulator per process), can crash the process it runs in, and PySpice leaks
 memory across transients. So each job is sent to a worker process that is
 
-- replaced after `WorkerLimits.max_jobs` jobs or once its resident memory passes `WorkerLimits.max_rss_bytes`;
+- replaced after `WorkerLimits.max_jobs` jobs or once its peak resident memory passes
+  `WorkerLimits.max_rss_bytes`;
 - killed and replaced when a job exceeds `SimJob.timeout` (the job fails with "time limit ..."), together with
   whatever it started (each worker leads its own process group);
 - replaced after any failed job; a worker that dies (segfault, ``os._exit``, OOM kill) fails only the job it
@@ -26,6 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from cosim.spice.job import SimError, SimJob, SimResult, SimulationError
+from cosim.spice.worker import ORPHAN_GRACE_S
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -37,7 +39,7 @@ class WorkerLimits:
     max_jobs: int = 1000
     """Jobs a worker runs before it is replaced (bounds the simulator's per-job leaks)."""
     max_rss_bytes: int = 768 * 2**20
-    """Resident memory, bytes, above which a worker is replaced after its current job."""
+    """Peak resident memory, bytes, above which a worker is replaced after its current job."""
     startup_timeout: float = 60.0
     """Time a new worker may take to import and report ready, s."""
 
@@ -98,14 +100,14 @@ class SimWorker:
                 f"job {label}: time limit of {job.timeout:g} s (SimJob.timeout) exceeded; its worker process "
                 f"(pid {self.pid}) was killed and will be replaced")
         try:
-            outcome, rss_bytes = self._replies.recv()
+            outcome, peak_rss_bytes = self._replies.recv()
         except EOFError:
             raise self._death(f"while running job {label}; the other jobs are unaffected") from None
         self.jobs_done += 1
         if isinstance(outcome, SimError):
             self.close()
             raise outcome
-        if self.jobs_done >= self.limits.max_jobs or rss_bytes >= self.limits.max_rss_bytes:
+        if self.jobs_done >= self.limits.max_jobs or peak_rss_bytes >= self.limits.max_rss_bytes:
             self.close()
         return outcome
 
@@ -116,6 +118,8 @@ class SimWorker:
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         except (subprocess.TimeoutExpired, ValueError):
             how = "unresponsive"
+        if how == "killed by SIGALRM":  # this process was too slow to enforce the time limit itself
+            how += f": its own alarm, {ORPHAN_GRACE_S:g} s after the job's time limit"
         tail = self._log_tail()
         self.kill()
         return SimulationError(f"worker process (pid {self.pid}) died ({how}) {when}", log_tail=tail)

@@ -12,6 +12,8 @@ import pytest
 
 from cosim.spice import Circuit, NetlistError, Op, SimError, SimJob, SimulationError, Tran, WorkerLimits, \
     WorkerPool, run
+from cosim.spice.pool import SimWorker
+from cosim.spice.worker import ORPHAN_GRACE_S
 
 
 def transient(r: float, points: int = 2500) -> SimJob:
@@ -71,6 +73,25 @@ def test_worker_killed_mid_job_fails_only_that_job(pool):
     assert "SIGKILL" in str(outcome["error"]) and "victim" in str(outcome["error"])
     assert not psutil.pid_exists(pid)
     assert pool.run(transient(2e3)).provenance["worker_pid"] != pid
+
+
+def test_a_worker_nobody_stops_ends_itself_after_the_time_limit():
+    # What a worker does when its parent has died and cannot kill it: its own alarm ends it. The job blocks in
+    # a shell command (no CPU burnt while the test waits).
+    worker = SimWorker()
+    job = SimJob(Circuit(ENDLESS.circuit.netlist + "\n.control\nshell sleep 600\n.endc"), ENDLESS.analysis,
+                 timeout=0.5, allow_shell=True)
+    try:
+        worker._requests.send(job)  # as SimWorker.run sends it, but no one enforces the time limit
+        assert worker.process.wait(timeout=job.timeout + ORPHAN_GRACE_S + 30) == -signal.SIGALRM
+    finally:
+        worker.kill()  # and the sleep it started
+
+
+def test_workers_stay_single_threaded(pool):
+    # a second thread, even one long finished, makes glibc's malloc lock on every call: ngspice 25 % slower
+    pid = pool.run(transient(1e3, points=50)).provenance["worker_pid"]
+    assert psutil.Process(pid).num_threads() == 1
 
 
 def pids_of_jobs(limits: WorkerLimits, count: int) -> list[int]:
