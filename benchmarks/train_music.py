@@ -7,7 +7,7 @@ its peak memory is its own):
 - music-float, music-3bit: BRUNO, float / 3-bit input synapses, --music-epochs epochs (goal: test BCE <= 0.18
   within 20 epochs for float);
 - music-bruno-short, music-bptt-short: the same network on the first --short-chorales chorales of each split for
-  one epoch, BRUNO against fine-step BPTT (1 us autograd): time and peak memory;
+  three epochs, BRUNO against fine-step BPTT (1 us autograd): time, peak memory and the loss curves;
 - tactile-felif-float, tactile-felif-3bit, tactile-lif-float, tactile-lif-3bit: SYNTHETIC Braille, FeLIF + BRUNO
   against the LIF output baseline, float and 3 bits, --tactile-epochs epochs.
 
@@ -47,8 +47,8 @@ MUSIC_GOAL_BCE, MUSIC_GOAL_EPOCHS = 0.18, 20
 RUNS: dict[str, tuple[str, list[str]]] = {
     "music-float": ("music", []),
     "music-3bit": ("music", ["model.bits=3"]),
-    "music-bruno-short": ("music", ["run.epochs=1", "SHORT"]),
-    "music-bptt-short": ("music", ["run.epochs=1", "model.method=bptt", "SHORT"]),
+    "music-bruno-short": ("music", ["run.epochs=3", "SHORT"]),
+    "music-bptt-short": ("music", ["run.epochs=3", "model.method=bptt", "SHORT"]),
     "tactile-felif-float": ("tactile", []),
     "tactile-felif-3bit": ("tactile", ["model.bits=3"]),
     "tactile-lif-float": ("tactile-lif", []),
@@ -208,9 +208,11 @@ def main() -> None:
     short = [music.get(n) for n in ("music-bruno-short", "music-bptt-short")]
     if all(short):
         bruno, bptt = short
-        notes.append(f"BPTT (1 us autograd) vs BRUNO, one epoch on {bruno['train_samples']} chorales: "
-                     f"{bptt['mean_epoch_s']:.0f} s vs {bruno['mean_epoch_s']:.0f} s per epoch, peak RSS "
-                     f"{bptt['peak_rss_mb']:.0f} vs {bruno['peak_rss_mb']:.0f} MB (whole process).")
+        curves = " vs ".join("/".join(f"{r['test_loss']:.4f}" for r in run["history"]) for run in (bptt, bruno))
+        notes.append(f"BPTT (1 us autograd) vs BRUNO, {bptt['epochs']} vs {bruno['epochs']} epochs on "
+                     f"{bruno['train_samples']} chorales: {bptt['mean_epoch_s']:.0f} s vs {bruno['mean_epoch_s']:.0f} s "
+                     f"per epoch, peak RSS {bptt['peak_rss_mb']:.0f} vs {bruno['peak_rss_mb']:.0f} MB (whole "
+                     f"process); test BCE by epoch {curves}.")
     section = [f"\n## Training goal runs (cosim.train), {stamp}\n",
                f"Machine `{machine}`; `{command}`. Figure: `benchmarks/results/train_music.png`. "
                "Music: JSB chorales, standard split, BRUNO at h = 1 us; \"best / at best valid\" is the test BCE at "
