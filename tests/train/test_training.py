@@ -20,23 +20,8 @@ TINY_FELIF = ["model.h=1e-5"]  # 100 fine sub-steps per coarse step instead of 1
 
 
 @pytest.fixture(scope="module")
-def jsb_file(tmp_path_factory) -> Path:
-    """A small jsb-chorales-quarter.json: four-voice random walks within the 54 keys (MIDI 43..96)."""
-    rng = np.random.default_rng(1)
-
-    def chorale(steps: int) -> list[list[int]]:
-        voices = rng.integers(50, 88, size=4)
-        out = []
-        for _ in range(steps):
-            voices = np.clip(voices + rng.integers(-2, 3, size=4), 43, 96)
-            out.append(sorted(set(int(v) for v in voices)))
-        return out
-
-    data = {"train": [chorale(n) for n in (18, 24, 14, 20)], "valid": [chorale(16), chorale(12)],
-            "test": [chorale(15), chorale(22)]}
-    path = tmp_path_factory.mktemp("jsb") / "jsb-chorales-quarter.json"
-    path.write_text(json.dumps(data))
-    return path
+def jsb_file(write_jsb) -> Path:
+    return write_jsb(1, train=(18, 24, 14, 20), valid=(16, 12), test=(15, 22), low=50, high=88)
 
 
 def music_config(jsb_file: Path, out: Path, *extra: str):

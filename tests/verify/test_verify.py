@@ -30,22 +30,8 @@ HIDDEN = 4
 
 
 @pytest.fixture(scope="module")
-def jsb_file(tmp_path_factory) -> Path:
-    """A small jsb-chorales-quarter.json: four-voice random walks within the 54 keys (MIDI 43..96)."""
-    rng = np.random.default_rng(3)
-
-    def chorale(steps: int) -> list[list[int]]:
-        voices = rng.integers(55, 80, size=4)
-        out = []
-        for _ in range(steps):
-            voices = np.clip(voices + rng.integers(-2, 3, size=4), 43, 96)
-            out.append(sorted(set(int(v) for v in voices)))
-        return out
-
-    data = {"train": [chorale(n) for n in (14, 12, 16)], "valid": [chorale(12)], "test": [chorale(14), chorale(12)]}
-    path = tmp_path_factory.mktemp("jsb") / "jsb-chorales-quarter.json"
-    path.write_text(json.dumps(data))
-    return path
+def jsb_file(write_jsb) -> Path:
+    return write_jsb(3, train=(14, 12, 16), valid=(12,), test=(14, 12), low=55, high=80)
 
 
 def music_config(jsb_file: Path, out: Path, *extra: str):
