@@ -141,10 +141,15 @@ class Trainer:
         Keys: epoch; lr (during the epoch); train_loss (and train_accuracy) averaged over the epoch's updates;
         <split>_loss, <split>_accuracy for each evaluated split; rate_<layer>_hz, the mean spike rate per neuron
         of each spiking layer over the training epoch, Hz (spikes per coarse step / dt); outside_support_<module>,
-        with a fitted surrogate, the fraction of its neuron-steps so far outside the fit's support
-        (`cosim.surrogates.guard`); epoch_seconds (training and evaluation wall time).
+        with a fitted surrogate, the fraction of its neuron-steps in this epoch's training and evaluation outside
+        the fit's support (`cosim.surrogates.guard`; per epoch, so that a resumed run reports what an
+        uninterrupted one does); epoch_seconds (training and evaluation wall time).
         """
         start = time.perf_counter()
+        guards = {name: module.guard for name, module in self.model.named_modules()
+                  if getattr(module, "guard", None) is not None}
+        for guard in guards.values():
+            guard.reset()
         lr = self.optimiser.param_groups[0]["lr"]
         train, spikes = self._train_epoch(epoch)
         row: dict[str, Any] = {"epoch": epoch, "lr": lr}
@@ -153,9 +158,8 @@ class Trainer:
             row.update({f"{split}_{key}": value for key, value in self.task.metrics(self.evaluate(split)).items()})
         for layer in layer_names(spikes):
             row[f"rate_{layer}_hz"] = spikes[layer] / max(1, spikes[f"{layer}_slots"]) / self.cfg.model.dt
-        for name, module in self.model.named_modules():
-            if getattr(module, "guard", None) is not None:  # fitted surrogate: neuron-steps outside its support
-                row[f"outside_support_{name}"] = module.guard.log_report()["fraction_outside"]
+        for name, guard in guards.items():
+            row[f"outside_support_{name}"] = guard.log_report()["fraction_outside"]
         row["epoch_seconds"] = time.perf_counter() - start
         bad = [key for key, value in row.items() if isinstance(value, float) and not math.isfinite(value)]
         if bad:
