@@ -1,16 +1,18 @@
 """Recycled worker processes: every simulation runs in a child process (`cosim.spice.worker`), never in the caller.
 
 ngspice keeps global state (one simulator per process), can crash the process it runs in, and PySpice leaks
-memory across transients. So each job is sent to a worker process that is
+memory across transients. So jobs are sent, in batches, to a worker process that is
 
 - replaced after `WorkerLimits.max_jobs` jobs or once its peak resident memory passes
   `WorkerLimits.max_rss_bytes`;
-- killed and replaced when a job exceeds `SimJob.timeout` (the job fails with "time limit ..."), together with
-  whatever it started (each worker leads its own process group);
+- killed and replaced when a job exceeds its own `SimJob.timeout` (the job fails with "time limit ..."),
+  together with whatever it started (each worker leads its own process group);
 - replaced after any failed job; a worker that dies (segfault, ``os._exit``, OOM kill) fails only the job it
   was running, with the tail of its log.
 
-`run` uses one pool per process (`default_pool`); each thread that calls it concurrently gets its own worker.
+Whatever a batch had left when its worker retired runs in another worker, so each job of a batch succeeds or
+fails exactly as it would alone. `run` uses one pool per process (`default_pool`); each thread that calls it
+concurrently gets its own worker.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -29,7 +32,14 @@ from pathlib import Path
 from cosim.spice.job import SimError, SimJob, SimResult, SimulationError
 from cosim.spice.worker import ORPHAN_GRACE_S
 
+Outcome = SimResult | SimError
+"""What running a job gives: its result, or its error as a value (a sweep keeps going)."""
+
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def _label(job: SimJob) -> str:
+    return job.name or job.key()
 
 
 @dataclass(frozen=True)
@@ -87,29 +97,44 @@ class SimWorker:
         """True while the worker can take another job."""
         return not self._requests.closed and self.process.poll() is None
 
-    def run(self, job: SimJob) -> SimResult:
-        """Run `job` in this worker; raise its SimError (the worker is then closed)."""
-        label = job.name or job.key()
+    def run(self, jobs: Sequence[SimJob]) -> list[Outcome]:
+        """Run `jobs` in this worker, in order, each within its own time limit; return their outcomes.
+
+        Fewer outcomes than jobs come back when the worker retires before the end: after a failed job (the
+        worker exits), a time limit or a crash (it is killed), or on reaching `WorkerLimits`; the caller runs
+        the rest elsewhere. At least one outcome comes back.
+        """
+        jobs = jobs[:self.limits.max_jobs - self.jobs_done]
         try:
-            self._requests.send(job)
+            self._requests.send(list(jobs))
         except OSError:
-            raise self._death(f"before job {label} could be sent") from None
-        if not self._replies.poll(job.timeout):
-            self.kill()
-            raise SimulationError(
-                f"job {label}: time limit of {job.timeout:g} s (SimJob.timeout) exceeded; its worker process "
-                f"(pid {self.pid}) was killed and will be replaced")
+            return [self._death(f"before job {_label(jobs[0])} could be sent")]
+        outcomes: list[Outcome] = []
         try:
-            outcome, peak_rss_bytes = self._replies.recv()
-        except EOFError:
-            raise self._death(f"while running job {label}; the other jobs are unaffected") from None
-        self.jobs_done += 1
-        if isinstance(outcome, SimError):
+            for job in jobs:
+                # the job's clock starts once the previous reply is in: the worker starts it right then
+                if not self._replies.poll(job.timeout):
+                    self.kill()
+                    outcomes.append(SimulationError(
+                        f"job {_label(job)}: time limit of {job.timeout:g} s (SimJob.timeout) exceeded; its worker "
+                        f"process (pid {self.pid}) was killed and will be replaced"))
+                    return outcomes
+                try:
+                    outcome, peak_rss_bytes = self._replies.recv()
+                except EOFError:
+                    outcomes.append(self._death(f"while running job {_label(job)}; the other jobs are unaffected"))
+                    return outcomes
+                self.jobs_done += 1
+                outcomes.append(outcome)
+                if isinstance(outcome, SimError) or peak_rss_bytes >= self.limits.max_rss_bytes:
+                    self.kill()  # it has exited, or may be busy with the next job, which runs elsewhere
+                    return outcomes
+        except BaseException:  # e.g. Ctrl-C: its pending replies must not answer the next batch
+            self.kill()
+            raise
+        if self.jobs_done >= self.limits.max_jobs:
             self.close()
-            raise outcome
-        if self.jobs_done >= self.limits.max_jobs or peak_rss_bytes >= self.limits.max_rss_bytes:
-            self.close()
-        return outcome
+        return outcomes
 
     def _death(self, when: str) -> SimulationError:
         """The error for a worker that died `when`; cleans up after it."""
@@ -169,19 +194,33 @@ class WorkerPool:
 
     def run(self, job: SimJob) -> SimResult:
         """Run `job` in an idle worker (started if there is none); raise its SimError."""
-        with self._lock:
-            worker = self._idle.pop() if self._idle else None
-        if worker is None:
-            worker = SimWorker(self.limits)
-        with self._lock:
-            self._busy.add(worker)
-        try:
-            return worker.run(job)
-        finally:
+        outcome, = self.run_batch([job])
+        if isinstance(outcome, SimError):
+            raise outcome
+        return outcome
+
+    def run_batch(self, jobs: Sequence[SimJob]) -> list[Outcome]:
+        """Run `jobs` one after another, sent to an idle worker as one batch; return their outcomes in order.
+
+        Each job has its own time limit, and a job that fails or kills its worker fails alone: the jobs after
+        it run in a fresh worker.
+        """
+        outcomes: list[Outcome] = []
+        while len(outcomes) < len(jobs):
             with self._lock:
-                self._busy.discard(worker)
-                if worker.alive:
-                    self._idle.append(worker)
+                worker = self._idle.pop() if self._idle else None
+            if worker is None:
+                worker = SimWorker(self.limits)
+            with self._lock:
+                self._busy.add(worker)
+            try:
+                outcomes += worker.run(jobs[len(outcomes):])
+            finally:
+                with self._lock:
+                    self._busy.discard(worker)
+                    if worker.alive:
+                        self._idle.append(worker)
+        return outcomes
 
     def worker_pids(self) -> dict[int, str]:
         """Process id of each worker, with "idle" or "busy"."""

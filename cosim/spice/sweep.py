@@ -1,32 +1,43 @@
 """Parallel sweeps of simulations, locally or on a Dask cluster, resumable from an on-disk store.
 
-Locally, joblib's threads each drive their own worker process (`cosim.spice.pool`), so ``n_jobs`` simulations
-run at once in separate processes while this process only sends jobs and collects results. With a Dask
-scheduler, joblib's dask back end sends each job to a Dask worker, which runs it through the same worker
-process isolation (a crash fails one job, not the Dask worker); files named in `Circuit.includes` and
-`Circuit.verilog_a` are read there, so remote workers need them at the same paths. Failures come back as
-SimError objects in their job's slot; results keep the order of the jobs.
+Jobs travel in batches (`BATCH_SECONDS`, `cosim.spice.pool.WorkerPool.run_batch`): a message to a worker
+process and the hand-over of a task to a thread cost ~0.1 ms each, as much as a small simulation, so short
+jobs are grouped, while a long job is a batch of its own. Locally, ``n_jobs`` threads each drive their own
+worker process, so that many simulations run at once in separate processes while this process only sends
+batches and collects results. With a Dask scheduler, each batch is a Dask task that runs on a Dask worker
+through the same worker process isolation (a crash fails one job, not the Dask worker); files named in
+`Circuit.includes` and `Circuit.verilog_a` are read there, so remote workers need them at the same paths.
+Either way the sweep is dispatched here, with `concurrent.futures`, rather than through joblib: joblib's
+threading back end costs ~0.1 ms per task and looks for finished tasks only every 10 ms, and the next batch's
+size is chosen only once the batch before it has been timed. Failures come back as SimError objects in their
+job's slot; results keep the order of the jobs.
 """
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
 from tqdm.auto import tqdm
 
 from cosim.spice.job import SimError, SimJob, SimResult
-from cosim.spice.pool import run
+from cosim.spice.pool import Outcome, default_pool
 
 if TYPE_CHECKING:
     from distributed import Client
 
-Outcome = Union[SimResult, SimError]
+BATCH_SECONDS = 0.05
+"""Wall-clock time a batch of jobs should take, s: long enough that the per-batch costs vanish next to sub-ms
+simulations, short enough that results are stored and counted many times a second."""
 
 
 class ResultStore:
@@ -69,27 +80,59 @@ def _write_atomic(path: Path, write) -> None:
     os.replace(partial, path)
 
 
-def _run_slot(slot: int, job: SimJob) -> tuple[int, Outcome]:
-    """Run one job of a sweep (locally or on a Dask worker); a failure is returned, not raised."""
-    try:
-        return slot, run(job)
-    except SimError as error:
-        return slot, error
+@dataclass
+class _Pace:
+    """What sizes the batches still to come."""
+
+    seconds_per_job: float | None = None
+    """Wall-clock time per job of the last batch to finish, s (None before the first). The last, not the mean:
+    a batch that had to start a worker process took 0.1-0.2 s longer."""
+
+    def jobs_per_batch(self) -> int:
+        """Jobs that take about BATCH_SECONDS (one until a batch has been timed)."""
+        return 1 if self.seconds_per_job is None else max(1, int(BATCH_SECONDS / self.seconds_per_job))
+
+
+def _batches(slots: list[int], workers: int, pace: _Pace) -> Iterator[list[int]]:
+    """`slots` cut into consecutive batches of about BATCH_SECONDS, each at most 1 / (2 `workers`) of what is
+    left, so that the last batches are short and the workers finish together (guided self-scheduling).
+    Read lazily: each batch follows the pace measured on the batches finished before it is cut."""
+    start = 0
+    while start < len(slots):
+        size = max(1, min(pace.jobs_per_batch(), (len(slots) - start) // (2 * workers)))
+        yield slots[start:start + size]
+        start += size
+
+
+def _run_batch(jobs: list[SimJob]) -> tuple[list[Outcome], float]:
+    """Run one batch of a sweep (locally or on a Dask worker): its outcomes (failures returned, not raised) and
+    its wall-clock time in s."""
+    start = time.perf_counter()
+    outcomes = default_pool().run_batch(jobs)
+    return outcomes, time.perf_counter() - start
 
 
 @contextmanager
-def _parallel(n_jobs: int | None, scheduler: str | Client | None) -> Iterator[joblib.Parallel]:
+def _executor(n_jobs: int | None, scheduler: str | Client | None) -> Iterator[tuple[Executor, int]]:
+    """Where batches run, and how many at once: threads of this process (as many as cores unless `n_jobs`
+    says), or a Dask cluster (all its worker threads unless `n_jobs` says). Leaving after an error drops the
+    batches not started yet."""
     if scheduler is None:
-        yield joblib.Parallel(n_jobs=n_jobs or joblib.cpu_count(), backend="threading",
-                              return_as="generator_unordered")
+        workers = joblib.effective_n_jobs(n_jobs or -1)
+        executor = ThreadPoolExecutor(workers, thread_name_prefix="cosim-sweep")
+        try:
+            yield executor, workers
+        finally:
+            executor.shutdown(cancel_futures=True)  # waits for the running batches: their workers go back idle
         return
     from distributed import Client
 
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler, set_as_default=False)
+    executor = client.get_executor(pure=False)
     try:
-        with joblib.parallel_config(backend="dask", client=client):
-            yield joblib.Parallel(n_jobs=n_jobs or -1, return_as="generator_unordered")
+        yield executor, n_jobs or sum(client.nthreads().values())
     finally:
+        executor.shutdown(wait=False)  # cancels what is left
         if client is not scheduler:
             client.close()
 
@@ -98,13 +141,14 @@ def run_many(jobs: Iterable[SimJob], *, n_jobs: int | None = None, scheduler: st
              store: str | Path | None = None, progress: bool = True, raise_errors: bool = False) -> list[Outcome]:
     """Run `jobs` in parallel; one SimResult or SimError per job, in the order of `jobs`.
 
-    n_jobs: simulations at once (default: this machine's cores; with Dask: all its workers).
+    n_jobs: simulations at once (default: this machine's cores; with Dask: all its workers' threads).
     scheduler: a Dask scheduler address ("tcp://host:8786") or a `distributed.Client` to run on instead of
         local processes.
-    store: folder where each finished result is written as it arrives; jobs whose results are already there
-        are not run again (resume an interrupted sweep by running it again with the same store).
+    store: folder where each finished result is written as its batch arrives; jobs whose results are already
+        there are not run again (resume an interrupted sweep by running it again with the same store).
     progress: show a progress bar.
-    raise_errors: raise the first failure as soon as it happens instead of returning it in its slot.
+    raise_errors: raise the first failure as soon as its batch is back (after storing the batch's results)
+        instead of returning it in its slot.
     Each error gets a note naming its slot and job.
     """
     jobs = list(jobs)
@@ -116,17 +160,35 @@ def run_many(jobs: Iterable[SimJob], *, n_jobs: int | None = None, scheduler: st
         if outcomes[slot] is None:
             pending.append(slot)
     failed = 0
+    pace = _Pace()
     with tqdm(total=len(jobs), initial=len(jobs) - len(pending), disable=not progress, desc="simulations",
-              unit="job") as bar, _parallel(n_jobs, scheduler) as parallel:
-        for slot, outcome in parallel(joblib.delayed(_run_slot)(slot, jobs[slot]) for slot in pending):
-            outcomes[slot] = outcome
-            if isinstance(outcome, SimError):
-                failed += 1
+              unit="job") as bar, _executor(n_jobs, scheduler) as (executor, workers):
+        batches = _batches(pending, workers, pace)
+
+        def submit(batch: list[int]) -> Future:
+            return executor.submit(_run_batch, [jobs[slot] for slot in batch])
+
+        # the slots of each batch sent; one waits behind each running batch, so no worker waits for this thread
+        running = {submit(batch): batch for batch in islice(batches, 2 * workers)}
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            errors = []
+            for future in finished:
+                slots = running.pop(future)
+                batch_outcomes, seconds = future.result()
+                pace.seconds_per_job = seconds / len(slots)
+                for slot, outcome in zip(slots, batch_outcomes):
+                    outcomes[slot] = outcome
+                    if isinstance(outcome, SimError):
+                        outcome.add_note(f"in run_many: slot {slot}, job {jobs[slot].name or jobs[slot].key()}")
+                        errors.append(outcome)
+                    elif results is not None:
+                        results.save(jobs[slot], outcome)
+                bar.update(len(slots))
+            if errors:
+                failed += len(errors)
                 bar.set_postfix(failed=failed)
-                outcome.add_note(f"in run_many: slot {slot}, job {jobs[slot].name or jobs[slot].key()}")
                 if raise_errors:
-                    raise outcome
-            elif results is not None:
-                results.save(jobs[slot], outcome)
-            bar.update()
+                    raise errors[0]
+            running.update({submit(batch): batch for batch in islice(batches, len(finished))})
     return outcomes

@@ -3,13 +3,17 @@
 Started as ``python -m cosim.spice.worker REQUEST_FD REPLY_FD WORKDIR`` (two pipe ends inherited from the
 parent, and an empty scratch folder for its jobs, which the parent creates and removes), with its stdout and
 stderr going to a log file whose tail the parent shows if the worker dies. Protocol
-(pickled over `multiprocessing.connection.Connection`): the worker first sends ``("ready", pid)``; then for
-each `SimJob` it receives it replies ``(SimResult or SimError, peak resident set size in bytes)``; ``None`` or
-a closed pipe ends it. After a failed job the worker exits: ngspice's global state may be unusable after some
-errors ("cannot recover and awaits to be detached"), and a fresh process is cheap.
+(pickled over `multiprocessing.connection.Connection`): the worker first sends ``("ready", pid)``; then it
+receives batches, lists of `SimJob`s, and runs each batch's jobs in order, replying after each one
+``(SimResult or SimError, peak resident set size in bytes)``; ``None`` or a closed pipe ends it. A batch is
+one message, so a sweep of small jobs costs one round trip per batch, not per job, and the worker never waits
+for its parent between the jobs of a batch. After a failed job the worker exits, leaving the rest of its batch
+to the parent: ngspice's global state may be unusable after some errors ("cannot recover and awaits to be
+detached"), and a fresh process is cheap.
 
-The worker never starts a thread: once a process has had a second thread, glibc's malloc takes its locks on
-every call, and ngspice, which allocates per time step, runs a small transient 25 % slower. So an orphaned
+The worker never starts a thread: once a process has had a second thread, glibc's malloc leaves its
+single-threaded fast path for good, and ngspice, which allocates at every time step, runs a small transient
+about 25 % slower. So an orphaned
 worker (its parent killed) is not watched for by a thread; it ends when it next talks to its parent (a closed
 pipe), or, when its job never ends, by its own alarm `ORPHAN_GRACE_S` after the job's time limit (which a
 living parent enforces first, by killing it).
@@ -72,26 +76,27 @@ def peak_rss_bytes() -> int:
 
 
 def serve(requests: Connection, replies: Connection, workdir: Path) -> None:
-    """Answer jobs from `requests` on `replies` until told to stop or a job fails; jobs run in the empty
-    folder `workdir`."""
+    """Run the batches of jobs from `requests`, replying on `replies` after each job, until told to stop or a
+    job fails; jobs run in the empty folder `workdir`."""
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the alarm ends the process, even inside the simulator
     replies.send(("ready", os.getpid()))
     while True:
         try:
-            job = requests.recv()
+            batch = requests.recv()
         except EOFError:
             return
-        if job is None:
+        if batch is None:
             return
-        signal.setitimer(signal.ITIMER_REAL, job.timeout + ORPHAN_GRACE_S)
-        outcome = execute(job, workdir)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        try:
-            replies.send((outcome, peak_rss_bytes()))
-        except BrokenPipeError:  # the parent has gone
-            return
-        if isinstance(outcome, SimError):
-            return
+        for job in batch:
+            signal.setitimer(signal.ITIMER_REAL, job.timeout + ORPHAN_GRACE_S)
+            outcome = execute(job, workdir)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            try:
+                replies.send((outcome, peak_rss_bytes()))
+            except BrokenPipeError:  # the parent has gone
+                return
+            if isinstance(outcome, SimError):
+                return
 
 
 if __name__ == "__main__":

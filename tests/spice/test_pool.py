@@ -1,4 +1,5 @@
-"""Worker processes: time limits, killed workers, recycling, and the caller's memory over many transients."""
+"""Worker processes: time limits, killed workers, recycling, batches, and the caller's memory over many
+transients."""
 from __future__ import annotations
 
 import gc
@@ -7,8 +8,10 @@ import signal
 import threading
 import time
 
+import numpy as np
 import psutil
 import pytest
+from test_sweep import CRASHING, MALFORMED
 
 from cosim.spice import Circuit, NetlistError, Op, SimError, SimJob, SimulationError, Tran, WorkerLimits, \
     WorkerPool, run
@@ -24,6 +27,12 @@ def transient(r: float, points: int = 2500) -> SimJob:
 
 # ~10^10 time steps: runs until it is stopped
 ENDLESS = SimJob(Circuit("V1 in 0 sin(0 1 1k)\nR1 in out 1k\nC1 out 0 1u"), Tran(stop=10.0, step=1e-9, max_step=1e-9))
+
+
+def sleeping(seconds: float, timeout: float = 120.0) -> SimJob:
+    """A tiny transient whose job takes `seconds` in a shell command (wall-clock time without CPU time)."""
+    return SimJob(Circuit(f"V1 in 0 1\nR1 in out 1k\nC1 out 0 1u\n.control\nshell sleep {seconds}\n.endc"),
+                  Tran(stop=1e-3, step=1e-5), timeout=timeout, allow_shell=True, name=f"sleep {seconds}")
 
 
 @pytest.fixture
@@ -79,10 +88,9 @@ def test_a_worker_nobody_stops_ends_itself_after_the_time_limit():
     # What a worker does when its parent has died and cannot kill it: its own alarm ends it. The job blocks in
     # a shell command (no CPU burnt while the test waits).
     worker = SimWorker()
-    job = SimJob(Circuit(ENDLESS.circuit.netlist + "\n.control\nshell sleep 600\n.endc"), ENDLESS.analysis,
-                 timeout=0.5, allow_shell=True)
+    job = sleeping(600, timeout=0.5)
     try:
-        worker._requests.send(job)  # as SimWorker.run sends it, but no one enforces the time limit
+        worker._requests.send([job])  # as SimWorker.run sends a batch, but no one enforces the time limit
         assert worker.process.wait(timeout=job.timeout + ORPHAN_GRACE_S + 30) == -signal.SIGALRM
     finally:
         worker.kill()  # and the sleep it started
@@ -94,23 +102,54 @@ def test_workers_stay_single_threaded(pool):
     assert psutil.Process(pid).num_threads() == 1
 
 
-def pids_of_jobs(limits: WorkerLimits, count: int) -> list[int]:
-    """Worker process id of each of `count` small jobs run one after another in a new pool with `limits`."""
+def test_jobs_after_a_crash_or_a_failure_in_a_batch_run_alone_in_fresh_workers(pool):
+    jobs = [transient(1e3 + i, points=50) for i in range(6)]
+    jobs[1], jobs[3] = CRASHING, MALFORMED
+    outcomes = pool.run_batch(jobs)
+    assert [type(o).__name__ for o in outcomes] == ["SimResult", "SimulationError", "SimResult", "NetlistError",
+                                                    "SimResult", "SimResult"]
+    assert "SIGSEGV" in str(outcomes[1]) and "crashes" in str(outcomes[1])
+    assert "Undefined parameter" in str(outcomes[3])
+    pids = [outcomes[i].provenance["worker_pid"] for i in (0, 2, 4, 5)]
+    assert pids[0] != pids[1] != pids[2] == pids[3]  # a new worker after the crash, another after the failure
+    for i in (0, 2, 4, 5):  # the same as each job run alone
+        alone = pool.run(jobs[i])
+        for name in alone.vectors:
+            assert np.array_equal(outcomes[i][name], alone[name]), name
+
+
+def test_each_job_of_a_batch_has_its_own_time_limit(pool):
+    # 0.3 s jobs with 1 s limits: four take longer than one limit, and only the job that exceeds its own fails
+    jobs = [sleeping(0.3, timeout=1.0)] * 4 + [sleeping(600, timeout=1.0), sleeping(0.3, timeout=1.0)]
+    outcomes = pool.run_batch(jobs)
+    assert [type(o).__name__ for o in outcomes] == ["SimResult"] * 4 + ["SimulationError", "SimResult"]
+    assert "time limit of 1 s" in str(outcomes[4]) and "sleep 600" in str(outcomes[4])
+    assert outcomes[0].provenance["worker_pid"] != outcomes[5].provenance["worker_pid"]
+    assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "600"]]
+
+
+def pids_of_jobs(limits: WorkerLimits, count: int, batch: bool) -> list[int]:
+    """Worker process id of each of `count` small jobs run one after another in a new pool with `limits`, one at
+    a time or as one batch."""
     pool = WorkerPool(limits)
+    jobs = [transient(1e3 + i, points=50) for i in range(count)]
     try:
-        return [pool.run(transient(1e3 + i, points=50)).provenance["worker_pid"] for i in range(count)]
+        results = pool.run_batch(jobs) if batch else [pool.run(job) for job in jobs]
+        return [result.provenance["worker_pid"] for result in results]
     finally:
         pool.close()
 
 
-def test_workers_are_recycled_after_max_jobs():
-    pids = pids_of_jobs(WorkerLimits(max_jobs=3), 7)
+@pytest.mark.parametrize("batch", [False, True])
+def test_workers_are_recycled_after_max_jobs(batch):
+    pids = pids_of_jobs(WorkerLimits(max_jobs=3), 7, batch)
     assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
     assert not any(psutil.pid_exists(pid) for pid in set(pids))
 
 
-def test_workers_are_recycled_above_max_rss():
-    assert len(set(pids_of_jobs(WorkerLimits(max_rss_bytes=1), 3))) == 3
+@pytest.mark.parametrize("batch", [False, True])
+def test_workers_are_recycled_above_max_rss(batch):
+    assert len(set(pids_of_jobs(WorkerLimits(max_rss_bytes=1), 3, batch))) == 3
 
 
 def test_a_failed_job_retires_its_worker(pool):

@@ -1,5 +1,5 @@
 """Sweeps: parallel equals serial bit for bit, a Dask cluster gives the same results, failures stay in their slot,
-and a sweep resumes from its store."""
+a sweep resumes from its store, and jobs go out in batches sized by their pace."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from cosim.spice import Circuit, NetlistError, Op, ResultStore, SimJob, SimResult, SimulationError, Tran, run_many
+from cosim.spice.sweep import BATCH_SECONDS, _batches, _Pace
 
 # ngspice 39 segfaults on a source written "dc 0 external" (REFERENCE.md): a netlist that crashes its worker.
 CRASHING = SimJob(Circuit("V1 n 0 dc 0 external\nR1 n 0 1k"), Op(), name="crashes")
@@ -77,8 +78,8 @@ def test_interrupted_sweep_resumes_without_redoing_finished_jobs(tmp_path):
     jobs = rc_sweep(5)
     with pytest.raises(NetlistError, match="Undefined parameter"):
         run_many(jobs[:2] + [MALFORMED] + jobs[3:], n_jobs=1, store=tmp_path, progress=False, raise_errors=True)
-    finished = sorted(tmp_path.glob("*.json"))
-    assert len(finished) == 2
+    stored = {path.stem for path in tmp_path.glob("*.json")}
+    assert {job.key() for job in jobs[:2]} <= stored and MALFORMED.key() not in stored
     written = {path: path.stat().st_mtime_ns for path in tmp_path.iterdir()}
     first = [ResultStore(tmp_path).load(job) for job in jobs[:2]]
 
@@ -87,3 +88,16 @@ def test_interrupted_sweep_resumes_without_redoing_finished_jobs(tmp_path):
     assert [r.provenance for r in resumed[:2]] == [r.provenance for r in first]  # loaded, not re-simulated
     assert len(list(tmp_path.glob("*.json"))) == 5 and not list(tmp_path.glob("*.tmp"))
     assert_same_results(resumed, run_many(jobs, n_jobs=2, progress=False))
+
+
+def test_batches_cover_the_sweep_in_order_follow_the_pace_and_shrink_towards_the_end():
+    pace = _Pace()
+    batches = _batches(list(range(1000)), 2, pace)
+    assert next(batches) == [0]  # nothing timed yet: one job
+    pace.seconds_per_job = BATCH_SECONDS / 100
+    rest = list(batches)
+    assert [slot for batch in rest for slot in batch] == list(range(1, 1000))
+    sizes = [len(batch) for batch in rest]
+    assert sizes[0] == 100 and sizes == sorted(sizes, reverse=True) and sizes[-3:] == [1, 1, 1]
+    assert all(size <= max(1, (999 - sum(sizes[:i])) // 4) for i, size in enumerate(sizes))  # 1/(2 workers) of the rest
+    assert [len(batch) for batch in _batches(list(range(20)), 1, _Pace(10 * BATCH_SECONDS))] == [1] * 20
