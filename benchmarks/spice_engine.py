@@ -1,14 +1,18 @@
 """Throughput of the simulation engine on a sweep of small transients.
 
 Measures, for the same sweep of `--jobs` RC transients (200 output points each):
-- serial: `run_many(n_jobs=1)`, one recycled worker process running one job after another;
+- serial: `run_many(n_jobs=1)`, one recycled worker process running the jobs one after another (sent to it in
+  batches, as `run_many` does for every sweep of short jobs: see `cosim.spice.sweep`);
 - pool: `run_many(n_jobs=<cores>)`, one worker per core;
 - subprocess: one `ngspice -b` process per job writing a rawfile that is read back (the usual alternative).
-Workers are started before timing (steady state); each mode is timed `--repeat` times, alternating, and its
-best time kept, since the machine is shared (the load average is recorded). Prints a table, appends it to benchmarks/RESULTS.md with
+Both sides run the same decks (`render_deck`) and read back the same vectors (time and v(out)); every job of
+the serial and pool modes also gets its own result object with provenance, as any sweep's does. Workers are
+started before timing and ngspice's binary and libraries are in the page cache after the first job (steady
+state on both sides); each mode is timed `--repeat` times, alternating, and its best time kept, since the
+machine is shared (the load average is recorded). Prints a table, appends it to benchmarks/RESULTS.md with
 the date, machine, command line and load, writes benchmarks/results/spice_engine.json and a bar chart.
 
-    .venv/bin/python benchmarks/spice_engine.py [--jobs 200]
+    .venv/bin/python benchmarks/spice_engine.py [--jobs 200] [--repeat 3]
 """
 from __future__ import annotations
 

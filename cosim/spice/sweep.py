@@ -8,9 +8,9 @@ batches and collects results. With a Dask scheduler, each batch is a Dask task t
 through the same worker process isolation (a crash fails one job, not the Dask worker); files named in
 `Circuit.includes` and `Circuit.verilog_a` are read there, so remote workers need them at the same paths.
 Either way the sweep is dispatched here, with `concurrent.futures`, rather than through joblib: joblib's
-threading back end costs ~0.1 ms per task and looks for finished tasks only every 10 ms, and the next batch's
-size is chosen only once the batch before it has been timed. Failures come back as SimError objects in their
-job's slot; results keep the order of the jobs.
+threading back end costs ~0.1 ms per task and looks for finished tasks only every 10 ms, and dispatching here
+cuts each batch just before a worker needs it, sized by the batches timed so far. Failures come back as
+SimError objects in their job's slot; results keep the order of the jobs.
 """
 from __future__ import annotations
 
