@@ -6,6 +6,8 @@ its peak memory is its own):
 
 - music-float, music-3bit: BRUNO, float / 3-bit input synapses, --music-epochs epochs (goal: test BCE <= 0.18
   within 20 epochs for float);
+- music-3bit-surrogate: the 3-bit run on the shipped fitted FeLIF surrogate (8-domain neuron circuit) instead of
+  the analytic model, the network `benchmarks/verify_spice.py` then runs on that circuit;
 - music-bruno-short, music-bptt-short: the same network on the first --short-chorales chorales of each split for
   three epochs, BRUNO against fine-step BPTT (1 us autograd): time, peak memory and the loss curves;
 - tactile-felif-float, tactile-felif-3bit, tactile-lif-float, tactile-lif-3bit: SYNTHETIC Braille, FeLIF + BRUNO
@@ -47,6 +49,7 @@ MUSIC_GOAL_BCE, MUSIC_GOAL_EPOCHS = 0.18, 20
 RUNS: dict[str, tuple[str, list[str]]] = {
     "music-float": ("music", []),
     "music-3bit": ("music", ["model.bits=3"]),
+    "music-3bit-surrogate": ("music", ["model.bits=3", 'model.surrogate_file="default"']),
     "music-bruno-short": ("music", ["run.epochs=3", "SHORT"]),
     "music-bptt-short": ("music", ["run.epochs=3", "model.method=bptt", "SHORT"]),
     "tactile-felif-float": ("tactile", []),
