@@ -7,10 +7,13 @@ worker process, so that many simulations run at once in separate processes while
 batches and collects results. With a Dask scheduler, each batch is a Dask task that runs on a Dask worker
 through the same worker process isolation (a crash fails one job, not the Dask worker); files named in
 `Circuit.includes` and `Circuit.verilog_a` are read there, so remote workers need them at the same paths.
-Either way the sweep is dispatched here, with `concurrent.futures`, rather than through joblib: joblib's
-threading back end costs ~0.1 ms per task and looks for finished tasks only every 10 ms, and dispatching here
-cuts each batch just before a worker needs it, sized by the batches timed so far. Failures come back as
-SimError objects in their job's slot; results keep the order of the jobs.
+Either way the sweep is dispatched here, with `concurrent.futures`, rather than through joblib, which was
+measured on the same batches (benchmarks/RESULTS.md, "run_many dispatch"): a joblib call starts a fresh
+thread pool (4-12 ms) and looks for finished tasks only every 10 ms, so each sweep costs ~10 ms more (a 2-job
+sweep: 11 ms vs 1.4 ms). Per job both run at 0.36 ms on 1000 jobs, but on the benchmark's 200 jobs the pool
+went from 0.36-0.38 ms/job (1.7x serial, the goal) to 0.41 (1.5x). Dispatching here cuts each batch just
+before a worker needs it, sized by the batches timed so far. Failures come back as SimError objects in their
+job's slot; results keep the order of the jobs.
 """
 from __future__ import annotations
 
