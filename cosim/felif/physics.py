@@ -137,7 +137,7 @@ def polarisation_rate(
     if grad_max_rate is None:
         return span * r
     capped = span * torch.clamp(r, max=grad_max_rate)
-    return capped + (span * r - capped).detach()
+    return (span * r).detach() + (capped - capped.detach())  # exactly the uncapped value: x + 0
 
 
 def leakage_current(v: torch.Tensor, params: FeLIFParameters) -> torch.Tensor:
