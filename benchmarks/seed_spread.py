@@ -49,6 +49,11 @@ def tactile_runs(parents: list[Path]) -> dict[tuple[str, str], list[dict]]:
     return groups
 
 
+def _sd(values: list[float]) -> float:
+    """Sample standard deviation; 0 for a single seed."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("parents", nargs="+", type=Path, help="folders holding run folders (one per seed)")
@@ -63,10 +68,9 @@ def main() -> None:
     for (neuron, bits), runs in sorted(groups.items()):
         finals = [r["test_accuracy"][-1] for r in runs]
         bests = [max(r["test_accuracy"]) for r in runs]
-        spread = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
         summary[f"{neuron}-{bits}"] = {"runs": runs, "final_mean": statistics.mean(finals),
-                                       "final_sd": spread(finals), "best_mean": statistics.mean(bests),
-                                       "best_sd": spread(bests)}
+                                       "final_sd": _sd(finals), "best_mean": statistics.mean(bests),
+                                       "best_sd": _sd(bests)}
         s = summary[f"{neuron}-{bits}"]
         rows.append(f"| {neuron} | {bits} | {', '.join(str(r['seed']) for r in runs)} | "
                     f"{', '.join(str(r['epochs']) for r in runs)} | {', '.join(f'{x:.4f}' for x in finals)} | "
