@@ -47,9 +47,9 @@ SHAPES = {
 """current_scale: A per weight unit, set so that a good part of the neurons spike."""
 
 METHODS = ("bruno", "bptt", "bptt_ckpt", "coarse")
-EXTRA_METHODS = ("bptt_ckpt_nonreentrant",)
-"""Selectable with --methods, for the record of design choices: the non-reentrant checkpointing that
-cosim.felif.baselines does not use (it kept most of BPTT's memory)."""
+EXTRA_METHODS = ("bptt_ckpt_nonreentrant", "floor")
+"""Selectable with --methods, for the record: the non-reentrant checkpointing that cosim.felif.baselines does not
+use (it kept most of BPTT's memory), and "floor", the memory every method pays in this set-up (`_floor_step`)."""
 KERNEL_NEURONS = 8192
 """Neurons in the fine-kernel throughput measurement (batch 32 x 256)."""
 GOAL_MEM_FRACTION, GOAL_TIME_FRACTION, GOAL_KERNEL_RATE = 0.01, 0.40, 60e6
@@ -103,6 +103,19 @@ def _nonreentrant_ckpt_step(i_in, state, s_prev, params, cfg):
     return checkpoint(bptt_step, i_in, state, s_prev, params, cfg, use_reentrant=False)
 
 
+def _floor_step(i_in, state, s_prev, params, cfg):
+    """Not a neuron: V' = V + I dt / C_tot, no reset, no polarisation, one autograd node that saves nothing.
+
+    Its extra memory is what the layer, the linear input layer and the loss hold whatever the method (input
+    current, per-step spikes and their stacked copy, the gradients), plus V at each step: a lower bound for any
+    method that keeps a per-step state, and so for BRUNO, which keeps V and P."""
+    from cosim.felif.physics import FeLIFState
+    from cosim.felif.step import spike
+
+    v = state.v + i_in * (cfg.dt / params.c_tot)
+    return spike(v, params.v_thr, cfg), FeLIFState(v, state.p)
+
+
 def _measure(shape: str, method: str, steps: int, repeats: int, threads: int, seed: int, bptt_backend: str) -> dict:
     """Child process: forward + backward of `method` on `shape`, `repeats` times: memory of the first pass, the
     shortest time (the machine is shared: the minimum is the least disturbed run)."""
@@ -116,6 +129,7 @@ def _measure(shape: str, method: str, steps: int, repeats: int, threads: int, se
     from cosim.felif.step import StepConfig
 
     REGISTRY["bptt_ckpt_nonreentrant"] = _nonreentrant_ckpt_step
+    REGISTRY["floor"] = _floor_step
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     spec = SHAPES[shape]
