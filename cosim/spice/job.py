@@ -159,6 +159,11 @@ class SimJob:
     allow_shell: bool = False
     """Permit control commands that run programs or touch files (refused by default)."""
 
+    @property
+    def label(self) -> str:
+        """How messages name the job: its name, else its key."""
+        return self.name or self.key()
+
     def key(self) -> str:
         """Stable content key used to resume sweeps: equal jobs have equal keys."""
         payload = json.dumps(

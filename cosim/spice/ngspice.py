@@ -320,7 +320,7 @@ class NgspiceBackend:
         return str(self.session().ngspice_version)
 
     def run(self, job: SimJob, workdir: Path) -> SimResult:
-        label = job.name or job.key()
+        label = job.label
         session = self.session()
         if job.circuit.verilog_a:
             self._load_osdi(job, session)
@@ -373,6 +373,6 @@ class NgspiceBackend:
             session.command(f"pre_osdi {compile_va(source)}")
             if any("no such command" in line or "rror" in line for line in session.output):
                 raise SimulatorNotFoundError(
-                    f"job {job.name or job.key()}: this ngspice cannot load the Verilog-A model {source} "
+                    f"job {job.label}: this ngspice cannot load the Verilog-A model {source} "
                     f"(Debian's ngspice 39 has no OSDI support): run the job with simulator='vacask', or point "
                     f"NGSPICE_LIBRARY_PATH at an ngspice built with OSDI >= 0.4.\n{_tail(session.output)}")

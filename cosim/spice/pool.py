@@ -38,10 +38,6 @@ Outcome = SimResult | SimError
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def _label(job: SimJob) -> str:
-    return job.name or job.key()
-
-
 @dataclass(frozen=True)
 class WorkerLimits:
     """When a worker process is replaced, and how long it may take to start."""
@@ -108,7 +104,7 @@ class SimWorker:
         try:
             self._requests.send(list(jobs))
         except OSError:
-            return [self._death(f"before job {_label(jobs[0])} could be sent")]
+            return [self._death(f"before job {jobs[0].label} could be sent")]
         outcomes: list[Outcome] = []
         try:
             for job in jobs:
@@ -116,13 +112,13 @@ class SimWorker:
                 if not self._replies.poll(job.timeout):
                     self.kill()
                     outcomes.append(SimulationError(
-                        f"job {_label(job)}: time limit of {job.timeout:g} s (SimJob.timeout) exceeded; its worker "
+                        f"job {job.label}: time limit of {job.timeout:g} s (SimJob.timeout) exceeded; its worker "
                         f"process (pid {self.pid}) was killed and will be replaced"))
                     return outcomes
                 try:
                     outcome, peak_rss_bytes = self._replies.recv()
                 except EOFError:
-                    outcomes.append(self._death(f"while running job {_label(job)}; the other jobs are unaffected"))
+                    outcomes.append(self._death(f"while running job {job.label}; the other jobs are unaffected"))
                     return outcomes
                 self.jobs_done += 1
                 outcomes.append(outcome)

@@ -183,7 +183,7 @@ def run_many(jobs: Iterable[SimJob], *, n_jobs: int | None = None, scheduler: st
                 for slot, outcome in zip(slots, batch_outcomes):
                     outcomes[slot] = outcome
                     if isinstance(outcome, SimError):
-                        outcome.add_note(f"in run_many: slot {slot}, job {jobs[slot].name or jobs[slot].key()}")
+                        outcome.add_note(f"in run_many: slot {slot}, job {jobs[slot].label}")
                         errors.append(outcome)
                     elif results is not None:
                         results.save(jobs[slot], outcome)

@@ -260,12 +260,12 @@ class VacaskBackend:
     def run(self, job: SimJob, workdir: Path) -> SimResult:
         """Simulate `job` in `workdir` (an empty folder this call may fill) within `job.timeout` seconds."""
         if job.simulator != self.name:
-            raise ValueError(f"job {job.name or job.key()} is for {job.simulator!r}, not {self.name!r}")
+            raise ValueError(f"job {job.label} is for {job.simulator!r}, not {self.name!r}")
         started = time.monotonic()
         exe = self.executable()
         compiler = self.compiler() if job.circuit.verilog_a else None
         osdi = tuple(compile_va(path, compiler=compiler) for path in job.circuit.verilog_a)
-        label = job.name or job.key()
+        label = job.label
         failures = []
         for attempt, (description, analysis) in enumerate(convergence_attempts(job.analysis), 1):
             netlist = render_netlist(replace(job, analysis=analysis), osdi)
@@ -302,7 +302,7 @@ class VacaskBackend:
         # Finish a little before the pool's own deadline for the job, so that VACASK is stopped here with a
         # clear error rather than left running when the pool kills this worker.
         remaining = job.timeout - (time.monotonic() - started) - min(1.0, 0.1 * job.timeout)
-        label = job.name or job.key()
+        label = job.label
         try:
             done = subprocess.run(
                 [str(exe), "--quiet-progress", NETLIST_NAME], cwd=workdir, capture_output=True, text=True,

@@ -50,7 +50,7 @@ def empty(folder: Path) -> None:
 def execute(job: SimJob, workdir: Path) -> SimResult | SimError:
     """Run `job` with its back end in this process, in the empty folder `workdir` (emptied again afterwards);
     a failure is returned, not raised."""
-    label = job.name or job.key()
+    label = job.label
     try:
         backend = get_backend(job.simulator)
         start = time.perf_counter()
