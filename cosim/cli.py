@@ -37,6 +37,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from cosim.data import DataFormatError
+    from cosim.train.checkpoint import CheckpointError
     from cosim.train.config import ConfigError, load_config
     from cosim.train.loop import TrainingDiverged, train
 
@@ -49,7 +50,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config or "music", overrides)
         history = train(cfg, resume=args.resume)
-    except (ConfigError, DataFormatError, TrainingDiverged, FileNotFoundError, FileExistsError) as err:
+    except (ConfigError, DataFormatError, TrainingDiverged, CheckpointError, FileNotFoundError,
+            FileExistsError) as err:
         print(f"cosim train: {err}", file=sys.stderr)
         return 1
     print(json.dumps(history[-1], indent=1))

@@ -127,7 +127,8 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(jsb_file: Path, tm
     message = str(err.value)
     assert "epoch 2, batch 2" in message and str(checkpoint_path(tmp_path / where, 1)) in message
     assert ("the loss is nan" if where == "loss" else "gradient of readout.weight has") in message
-    assert sorted(p.name for p in (tmp_path / where / "checkpoints").iterdir()) == ["epoch-0001.pt"]
+    assert sorted(p.name for p in (tmp_path / where / "checkpoints").iterdir()) == ["epoch-0001.pt",
+                                                                                   "epoch-0001.pt.sha256"]
     assert [row["epoch"] for row in read_metrics(tmp_path / where)] == [1]
     assert (tmp_path / where / "curves.png").is_file()
     assert train(cfg, resume=True, progress=False)[-1]["epoch"] == 3  # the kept checkpoint resumes
