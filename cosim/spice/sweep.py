@@ -17,9 +17,13 @@ job's slot; results keep the order of the jobs.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import time
+import warnings
+import zipfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -45,10 +49,21 @@ simulations, short enough that results are stored and counted many times a secon
 
 class ResultStore:
     """Finished results on disk, one job per key: ``<key>.npz`` (vectors) and ``<key>.json`` (names, axis, log,
-    provenance). The JSON file is written last (both atomically), so its presence marks a finished job."""
+    provenance, the job's key and the SHA-256 of the ``.npz``). The JSON file is written last (both atomically),
+    so its presence marks a finished job.
+
+    An entry that cannot be used is simulated again, with a warning naming it: an unreadable, cut-off or empty
+    file, a ``.json`` that is not the object this class writes, or a ``.npz`` whose SHA-256 or key differs from
+    what its ``.json`` records (a file copied over another key's). Entries written before the hash and the key
+    were recorded cannot be checked, so they are redone too (with the same warning): a store is a cache, and a
+    result returned for the wrong job would be silently wrong.
+    """
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise NotADirectoryError(f"result store {self.folder} is a file, not a folder: give the folder that "
+                                     "holds (or is to hold) the sweep's results")
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def _paths(self, job: SimJob) -> tuple[Path, Path]:
@@ -56,30 +71,50 @@ class ResultStore:
         return self.folder / f"{key}.npz", self.folder / f"{key}.json"
 
     def load(self, job: SimJob) -> SimResult | None:
-        """The stored result of `job`, or None if there is none (or it cannot be read: it will be redone)."""
+        """The stored result of `job`, or None if there is none or it cannot be used (it is redone: a warning
+        says why)."""
         arrays_path, meta_path = self._paths(job)
-        try:
-            meta = json.loads(meta_path.read_text())
-            with np.load(arrays_path) as arrays:
-                vectors = {name: arrays[f"arr_{i}"] for i, name in enumerate(meta["names"])}
-        except (OSError, ValueError, KeyError):
+        if not meta_path.exists():
             return None
+        try:
+            return self._read(job.key(), arrays_path, meta_path)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+            warnings.warn(f"result store {self.folder}: the stored result of job {job.label} ({meta_path.name}) "
+                          f"cannot be used ({err}); it is simulated again", stacklevel=3)
+            return None
+
+    @staticmethod
+    def _read(key: str, arrays_path: Path, meta_path: Path) -> SimResult:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):
+            raise TypeError(f"{meta_path.name} holds a {type(meta).__name__}, not an object")
+        if "arrays_sha256" not in meta:
+            raise ValueError("written before results were checked: no arrays_sha256 to check it by")
+        if meta.get("key") != key:
+            raise ValueError(f"{meta_path.name} is the result of job key {meta.get('key')!r}")
+        data = arrays_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != meta["arrays_sha256"]:
+            raise ValueError(f"{arrays_path.name} is not the file its .json names (SHA-256 differs)")
+        with np.load(io.BytesIO(data)) as arrays:
+            vectors = {name: arrays[f"arr_{i}"] for i, name in enumerate(meta["names"])}
         return SimResult(vectors=vectors, axis=meta["axis"], provenance=meta["provenance"], log=meta["log"])
 
     def save(self, job: SimJob, result: SimResult) -> None:
         """Store `result` as the result of `job`."""
         arrays_path, meta_path = self._paths(job)
         names = list(result.vectors)
+        buffer = io.BytesIO()
+        np.savez(buffer, *(result.vectors[name] for name in names))
+        data = buffer.getvalue()
         meta = {"names": names, "axis": result.axis, "log": result.log, "provenance": result.provenance,
-                "job_name": job.name}
-        _write_atomic(arrays_path, lambda f: np.savez(f, *(result.vectors[name] for name in names)))
-        _write_atomic(meta_path, lambda f: f.write(json.dumps(meta, indent=1, default=str).encode()))
+                "job_name": job.name, "key": job.key(), "arrays_sha256": hashlib.sha256(data).hexdigest()}
+        _write_atomic(arrays_path, data)
+        _write_atomic(meta_path, json.dumps(meta, indent=1, default=str).encode())
 
 
-def _write_atomic(path: Path, write) -> None:
+def _write_atomic(path: Path, data: bytes) -> None:
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(partial, "wb") as f:
-        write(f)
+    partial.write_bytes(data)
     os.replace(partial, path)
 
 

@@ -2,7 +2,10 @@
 a sweep resumes from its store, and jobs go out in batches sized by their pace."""
 from __future__ import annotations
 
+import json
 import os
+import warnings
+from hashlib import sha256
 
 import numpy as np
 import psutil
@@ -101,3 +104,38 @@ def test_batches_cover_the_sweep_in_order_follow_the_pace_and_shrink_towards_the
     assert sizes[0] == 100 and sizes == sorted(sizes, reverse=True) and sizes[-3:] == [1, 1, 1]
     assert all(size <= max(1, (999 - sum(sizes[:i])) // 4) for i, size in enumerate(sizes))  # 1/(2 workers) of the rest
     assert [len(batch) for batch in _batches(list(range(20)), 1, _Pace(10 * BATCH_SECONDS))] == [1] * 20
+
+
+def test_damaged_or_swapped_store_entries_are_redone_with_a_warning(tmp_path):
+    jobs = rc_sweep(6)
+    fresh = run_many(jobs, n_jobs=1, store=tmp_path, progress=False)
+    npz = [tmp_path / f"{job.key()}.npz" for job in jobs]
+    meta = [path.with_suffix(".json") for path in npz]
+    for i, data in ((0, npz[0].read_bytes()[:300]), (1, b"")):  # cut off, empty: the hash in the .json agrees
+        npz[i].write_bytes(data)
+        meta[i].write_text(json.dumps({**json.loads(meta[i].read_text()), "arrays_sha256": sha256(data).hexdigest()}))
+    meta[2].write_text("[]")  # not the object written: TypeError
+    npz[3].write_bytes(npz[4].read_bytes())  # another job's result under this key
+    legacy = json.loads(meta[5].read_text())  # written before the hash and key were recorded
+    meta[5].write_text(json.dumps({k: v for k, v in legacy.items() if k not in ("key", "arrays_sha256")}))
+    with pytest.warns(UserWarning) as caught:
+        again = run_many(jobs, n_jobs=1, store=tmp_path, progress=False)
+    messages = [str(w.message) for w in caught]
+    for i, reason in enumerate(["File is not a zip file", "No data left in file", "holds a list", "SHA-256 differs",
+                                "no arrays_sha256"]):
+        assert any(f"job rc{i if i < 4 else 5} ({meta[i if i < 4 else 5].name})" in m and reason in m
+                   for m in messages), (reason, messages)
+    assert len(messages) == 5
+    assert_same_results(again, fresh)
+    assert npz[3].read_bytes() != npz[4].read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store = ResultStore(tmp_path)
+        assert_same_results([store.load(job) for job in jobs], fresh)  # each entry rewritten whole
+
+
+def test_a_store_path_that_is_a_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "results"
+    path.write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match=f"result store {path} is a file, not a folder"):
+        run_many(rc_sweep(1), store=path, progress=False)
