@@ -173,6 +173,9 @@ class TrainConfig:
 SECTIONS: dict[str, type] = typing.get_type_hints(TrainConfig)
 """The config's sections and their dataclasses."""
 SHIPPED = ("music", "tactile", "tactile-lif")
+MAX_SUBSTEPS = 100_000
+"""Most fine sub-steps of model.h per coarse step model.dt: 100x the shipped runs' 1000, already 100x their time
+per epoch; a mistyped h (1e-12 s) would otherwise run 1e9 sub-steps per coarse step without a word."""
 """Configs shipped in cosim/train/configs/, by name."""
 _MUSIC_DATA = ("music21", "jsb")
 
@@ -263,6 +266,10 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
             problems.append(f"model.{name} must be a finite number > 0, got {value}")
     if m.h > m.dt:
         problems.append(f"model.h = {m.h} s must not exceed model.dt = {m.dt} s")
+    elif m.h > 0 and m.dt / m.h > MAX_SUBSTEPS:
+        problems.append(f"model.h = {m.h} s makes {m.dt / m.h:.3g} fine sub-steps per coarse step of model.dt = "
+                        f"{m.dt} s: at most {MAX_SUBSTEPS} (h >= {m.dt / MAX_SUBSTEPS:g} s; the shipped runs use "
+                        "1000)")
     for name in ("variability_sigma", "cycle_to_cycle_sigma"):
         if not 0 <= getattr(m, name) < 1:
             problems.append(f"model.{name} must be in [0, 1), got {getattr(m, name)}")

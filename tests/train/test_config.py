@@ -86,3 +86,9 @@ def test_defaults_fill_missing_keys(tmp_path: Path):
                     '[optimiser]\nplateau_metric = "train_loss"\n')
     cfg = load_config(path)
     assert cfg.model.network == "tactile" and cfg.run.epochs == 20 and cfg.model.bits is None
+
+
+def test_a_fine_step_that_would_hang_the_run_is_refused():
+    with pytest.raises(ConfigError, match=r"model.h = 1e-12 s makes 1e\+09 fine sub-steps .* at most 100000"):
+        load_config("music", ["model.h=1e-12"])
+    assert load_config("music", ["model.h=1e-8"]).model.h == 1e-8  # 1e5 sub-steps: slow, but allowed
