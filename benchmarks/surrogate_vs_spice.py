@@ -66,7 +66,7 @@ def network(steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def spice_job(crossbar: Crossbar, spikes: np.ndarray, neuron: FeLIFCircuitParameters) -> SimJob:
     """One transient of the crossbar feeding 27 neuron circuits (vectors: membranes, spike outputs, domains)."""
     files = circuit_files(neuron, "ngspice")
-    bank = NeuronBank(neuron.subcircuit, files["includes"][-1], ("in", "spk"), neuron.subcircuit_parameters())
+    bank = NeuronBank(neuron.subcircuit, files["includes"][-1], ("in", "spk"), (neuron.subcircuit_parameters(),))
     body = "\n".join([crossbar.netlist(crossbar.input_sources(spikes), [bank.node("in", j) for j in range(COLS)]),
                       *bank.cards(COLS)])
     outputs = tuple(f"v(in{j})" for j in range(COLS)) + tuple(f"v(spk{j})" for j in range(COLS))

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="simulations at once (default: the machine's cores)")
     args = parser.parse_args(argv)
 
-    hw = HardwareConfig(programming=args.programming, n_domains=args.domains)
+    hw = HardwareConfig(programming=args.programming, neuron_options={"n_domains": args.domains})
     rows = []
     for run in args.runs:
         summary = verify_run(run, args.checkpoint, args.samples, args.budget, hw, args.jobs, max_steps=args.max_steps)

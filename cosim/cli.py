@@ -9,9 +9,16 @@ from typing import Sequence
 
 
 def _characterize(args: argparse.Namespace) -> int:
-    from cosim.devices.characterize import CHARACTERIZERS, characterize
+    from cosim.devices.characterize import characterization_names, characterize, characterizer
+    from cosim.devices.plugins import PluginError
 
-    names = list(CHARACTERIZERS) if "all" in args.devices else args.devices
+    names = characterization_names() if "all" in args.devices else args.devices
+    try:
+        for name in names:
+            characterizer(name)
+    except PluginError as err:
+        print(f"cosim characterize: {err}", file=sys.stderr)
+        return 2
     for name in names:
         out = Path(args.out) / name if len(names) > 1 else Path(args.out)
         summary = characterize(name, out, quick=args.quick)
@@ -40,6 +47,7 @@ def _train(args: argparse.Namespace) -> int:
     from cosim.train.checkpoint import CheckpointError
     from cosim.train.config import ConfigError, load_config
     from cosim.train.loop import TrainingDiverged, train
+    from cosim.verify.runner import verify_epoch
 
     if args.resume and args.config is None:
         if args.out is None:
@@ -49,7 +57,7 @@ def _train(args: argparse.Namespace) -> int:
     overrides = list(args.set) + ([f"run.out={json.dumps(args.out)}"] if args.out else [])
     try:
         cfg = load_config(args.config or "music", overrides)
-        history = train(cfg, resume=args.resume)
+        history = train(cfg, resume=args.resume, verify=verify_epoch)
     except (ConfigError, DataFormatError, TrainingDiverged, CheckpointError, FileNotFoundError,
             FileExistsError) as err:
         print(f"cosim train: {err}", file=sys.stderr)
@@ -60,9 +68,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from cosim.devices.plugins import load_plugins
     from cosim.surrogates import fitter
 
     try:
+        load_plugins()  # a device plug-in may bring its surrogate's fitter
         fit = fitter(args.kind)
     except ValueError as err:
         print(f"cosim fit: {err}", file=sys.stderr)
@@ -79,7 +89,7 @@ def _verify(args: argparse.Namespace) -> int:
     from cosim.verify.runner import verify_run
 
     try:
-        hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", n_domains=args.domains,
+        hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", neuron_options={} if args.domains is None else {"n_domains": args.domains},
                             seed=args.seed)
         summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, args.scheduler,
                              max_steps=args.max_steps)
@@ -107,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     char = sub.add_parser("characterize", help="run device/circuit testbenches and write data, plots, summary.json")
-    char.add_argument("devices", nargs="+", choices=["fecap", "felif", "rram", "crossbar", "all"],
-                      help="what to characterise")
+    char.add_argument("devices", nargs="+", metavar="NAME",
+                      help="what to characterise: fecap, felif, rram, crossbar, a registered device plug-in "
+                           "(COSIM_PLUGINS), or all")
     char.add_argument("--out", default="runs/characterization", help="output folder")
     char.add_argument("--quick", action="store_true", help="fewer points: a fast overview")
     char.set_defaults(func=_characterize)
@@ -122,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     fit = sub.add_parser("fit", help="fit a surrogate to circuit simulations and validate it (surrogates/<kind>.json)")
-    fit.add_argument("kind", choices=["felif", "rram", "crossbar"], help="which surrogate")
+    fit.add_argument("kind", help="which surrogate: felif, rram, crossbar or a device plug-in's (COSIM_PLUGINS)")
     fit.add_argument("--out", help="artifact path (default: the shipped surrogates/<kind>.json)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the design of experiments (default 0)")
     fit.add_argument("--quick", action="store_true", help="a smaller design of experiments: a fast check")
@@ -143,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="RRAM devices drawn from the write-verify Monte Carlo (default) or exactly on target")
     verify.add_argument("--levels-file", help="programmed levels (levels.json of `cosim characterize rram`) instead "
                                               "of a fresh Monte Carlo")
-    verify.add_argument("--domains", type=int, default=1, help="FeCap domains of the neuron circuits (1 or 8)")
+    verify.add_argument("--domains", type=int, help="FeLIF neurons: FeCap domains of the circuits (1 or 8)")
     verify.add_argument("--seed", type=int, default=0, help="seed of the programming draw (default 0)")
     verify.set_defaults(func=_verify)
 

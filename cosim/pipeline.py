@@ -38,10 +38,10 @@ def run_main(out: Path | str, overrides: tuple[str, ...] = ()) -> Path:
 
     `overrides` ("section.key=value") are applied to the training config after `MAIN_OVERRIDES`.
     """
-    from cosim.devices.characterize import CHARACTERIZERS, characterize
+    from cosim.devices.characterize import characterization_names, characterize
     from cosim.report import build_report
     from cosim.train.loop import train
-    from cosim.verify.runner import verify_run
+    from cosim.verify.runner import verify_epoch, verify_run
 
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -55,11 +55,11 @@ def run_main(out: Path | str, overrides: tuple[str, ...] = ()) -> Path:
         stages[name] = {"seconds": round(time.perf_counter() - start, 1)}
         return result
 
-    for device in CHARACTERIZERS:
+    for device in characterization_names():
         stage(f"characterize {device}",
               lambda device=device: characterize(device, run_dir / "characterization" / device, quick=True))
     stage("surrogates", lambda: _copy_surrogate_reports(run_dir / "surrogates"))
-    history = stage("train", lambda: train(cfg, resume=(run_dir / "checkpoints").is_dir()))
+    history = stage("train", lambda: train(cfg, resume=(run_dir / "checkpoints").is_dir(), verify=verify_epoch))
     stages["train"]["final"] = history[-1]
     verified = stage("verify", lambda: verify_run(run_dir))
     stages["verify"]["figures"] = {k: verified[k] for k in ("prediction_agreement", "spike_count_agreement",

@@ -1,15 +1,17 @@
-"""`cosim characterize {fecap,felif,rram,crossbar}`: one registry of device characterisations.
+"""`cosim characterize NAME`: one registry of device characterisations.
 
 A characterisation is a function ``(out_dir, quick: bool) -> summary dict`` that runs its testbenches through the
 engine (`cosim.spice.run_many`, in parallel), writes data files (npz/csv) and PNG plots into `out_dir` and returns
 its key figures. `characterize` runs one by name and writes the summary to ``out_dir/summary.json``. `quick` asks
 for a small, fast version (tests, the README demo).
 
-Register a characterisation by adding its "module:function" to CHARACTERIZERS (imported on first use, so that
-`cosim --help` does not import the device modules).
+Circuits register their characterisation as "module:function" in CHARACTERIZERS (imported on first use, so that
+`cosim --help` does not import the device modules); neuron and synapse devices (`cosim.devices.plugins`) are added
+when they are registered, plug-ins from outside cosim included.
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 from pathlib import Path
@@ -17,20 +19,33 @@ from typing import Callable
 
 Characterizer = Callable[[Path, bool], dict]
 
-CHARACTERIZERS: dict[str, str] = {
+CHARACTERIZERS: dict[str, str | Characterizer] = {
     "fecap": "cosim.devices.fecap:characterize_fecap",
-    "felif": "cosim.devices.felif:characterize_felif",
-    "rram": "cosim.devices.rram:characterize_rram",
     "crossbar": "cosim.devices.crossbar:characterize_crossbar",
 }
-"""Device name -> "module:function" of its characterisation."""
+"""Name -> its characterisation, or the "module:function" where it is."""
+
+
+def characterization_names() -> list[str]:
+    """Every registered characterisation (device plug-ins loaded), in registration order."""
+    from cosim.devices.plugins import load_plugins
+
+    load_plugins()
+    return list(CHARACTERIZERS)
 
 
 def characterizer(name: str) -> Characterizer:
-    """The characterisation function registered as `name`."""
-    if name not in CHARACTERIZERS:
-        raise ValueError(f"no characterisation named {name!r}; known: {sorted(CHARACTERIZERS)}")
-    module, function = CHARACTERIZERS[name].split(":")
+    """The characterisation function registered as `name`; PluginError with the nearest name if there is none."""
+    from cosim.devices.plugins import PluginError
+
+    if name not in characterization_names():
+        near = difflib.get_close_matches(name, list(CHARACTERIZERS), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise PluginError(f"nothing to characterise named {name!r}{hint} Registered: {', '.join(CHARACTERIZERS)}")
+    entry = CHARACTERIZERS[name]
+    if callable(entry):
+        return entry
+    module, function = entry.split(":")
     return getattr(importlib.import_module(module), function)
 
 

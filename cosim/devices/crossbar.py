@@ -49,6 +49,7 @@ from typing import Literal
 
 import numpy as np
 
+from cosim.devices.plugins import NeuronBank
 from cosim.devices.rram import (NETLIST_LIB, LevelMapping, ProgrammedLevels, RRAMParameters, conductance_window,
                                 gap_for_conductance, program_levels)
 from cosim.spice import Circuit, Op, SimJob, Tran, run_many
@@ -93,35 +94,6 @@ class CrossbarConfig:
         return conductance * self.v_read * np.sinh(v / v0) / np.sinh(self.v_read / v0)
 
 
-@dataclass(frozen=True)
-class NeuronBank:
-    """One neuron subcircuit per column, fed at its input node by the column's mirrored current."""
-
-    subckt: str
-    """Subcircuit name."""
-    libraries: tuple[str, ...]
-    """ngspice library files that define it (and what it instantiates)."""
-    ports: tuple[str, ...]
-    """The instance's nodes in port order: "in" is the column's input node, "0" ground; any other name is a
-    node of the neuron's own, suffixed with the column index (``spk`` -> ``spk<j>``)."""
-    params: tuple[tuple[str, float], ...] = ()
-    """Instance parameters."""
-    max_step: float | None = None
-    """Largest time step the neuron needs in a transient, s (None: no limit)."""
-    method: Literal["trap", "gear"] | None = None
-    """Integration method the neuron needs (None: the simulator's default)."""
-
-    def node(self, port: str, j: int) -> str:
-        """Netlist node of `port` of column j's neuron."""
-        return port if port == "0" else f"{port}{j}"
-
-    def cards(self, n: int) -> list[str]:
-        """Instance cards of n neurons, ``Xn<j>``."""
-        assignments = " ".join(f"{k}={number(v)}" for k, v in self.params)
-        return [f"Xn{j} {' '.join(self.node(p, j) for p in self.ports)} {self.subckt} {assignments}".rstrip()
-                for j in range(n)]
-
-
 def felif_bank(params=None) -> NeuronBank:
     """FeLIF neurons (`cosim.devices.felif`, default: its `FeLIFCircuitParameters()`) as a `NeuronBank`: ports
     ``in`` (membrane) and ``spk`` (spike output, v_spk while resetting), gear integration, its maximum step."""
@@ -131,7 +103,8 @@ def felif_bank(params=None) -> NeuronBank:
     params = FeLIFCircuitParameters() if params is None else params
     element = neuron_element("n", "in", "spk", params)
     return NeuronBank(element.subcircuit, circuit_files(params, "ngspice")["includes"], ("in", "spk"),
-                      element.params, max_step=NEURON_MAX_STEP, method="gear")
+                      (element.params,), max_step=NEURON_MAX_STEP, method="gear", spike_port="spk",
+                      spike_level=0.5 * params.v_spk)
 
 
 @dataclass(frozen=True)
@@ -307,13 +280,13 @@ class Crossbar:
         return cards
 
     def tran_job(self, spikes: np.ndarray, neurons: NeuronBank | None = None, outputs: tuple[str, ...] | None = None,
-                 step: float | None = None, name: str = "crossbar-tran"):
+                 step: float | None = None, name: str = "crossbar-tran", timeout: float = 3600.0):
         """Transient of `spikes` [steps, rows] (one coarse step each) through the array.
 
         Without `neurons` the outputs are ``i(vout<j>)``; with them each column's mirror feeds the ``in`` port of
         its neuron (node ``in<j>``), and the transient uses the neurons' integration method and maximum step.
         `outputs` (default: the output currents, or the neurons' input node voltages ``v(in<j>)``) are the
-        vectors kept; `step` is the output step (default dt/10), s.
+        vectors kept; `step` is the output step (default dt/10), s; `timeout` the job's wall-time limit, s.
         """
         cfg = self.config
         sources = self.input_sources(spikes)
@@ -323,8 +296,6 @@ class Crossbar:
             default_outputs = tuple(f"i(vout{j})" for j in range(self.cols))
             max_step, method = None, None
         else:
-            if "in" not in neurons.ports:
-                raise ValueError(f"NeuronBank {neurons.subckt}: ports {neurons.ports} have no 'in' port")
             body = "\n".join([self.netlist(sources, [neurons.node("in", j) for j in range(self.cols)]),
                               *neurons.cards(self.cols)])
             includes = neurons.libraries
@@ -335,7 +306,7 @@ class Crossbar:
                         method=method)
         return SimJob(circuit=self._circuit(body, f"crossbar {self.rows}x{self.cols} transient", includes),
                       analysis=analysis, outputs=outputs or default_outputs, simulator="ngspice", name=name,
-                      timeout=3600.0)
+                      timeout=timeout)
 
 
 # ------------------------------------------------------------------------------------------- characterisation

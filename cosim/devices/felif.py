@@ -35,15 +35,21 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from cosim.devices.fecap import (
     MODELS_DIR, NETLISTS_DIR, SHIPPED_DOMAIN_COUNTS, FeCapParameters, Simulator, default_parameters as fecap_defaults,
     domain_vectors, model_name as fecap_model_name, sample_devices, shipped_files as fecap_shipped_files,
 )
-from cosim.felif.physics import FeLIFParameters
+from cosim.devices.plugins import NeuronBank, NeuronResponse, register_neuron
+from cosim.felif.layer import FeLIFLayer
+from cosim.felif.physics import V_CLIP, FeLIFParameters
+from cosim.felif.record import record
+from cosim.felif.step import StepConfig
+from cosim.felif.variability import VARIED_FIELDS, device_to_device
 from cosim.spice import Circuit, SimJob, SimResult, Tran
 from cosim.spice.elements import CurrentSource, Pwl, SubcircuitInstance
 
@@ -481,6 +487,101 @@ def characterize_felif(out: str | Path, quick: bool = False) -> dict:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The device plug-in (cosim.devices.plugins)
+
+
+def _item(value: float | torch.Tensor, j: int) -> float:
+    """Neuron j's value of a parameter that is a float or a tensor of one value per neuron."""
+    if isinstance(value, torch.Tensor) and value.numel() > 1:
+        return float(value.reshape(-1)[j])
+    return float(value)
+
+
+def neuron_physics(params: FeLIFParameters, n: int) -> list[FeLIFParameters]:
+    """One parameter set of plain floats per neuron of a layer whose fields may be per-neuron tensors."""
+    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    return [FeLIFParameters(**{name: _item(value, j) for name, value in fields.items()}) for j in range(n)]
+
+
+def scaled_device(circuit: FeLIFCircuitParameters, nominal: FeLIFParameters,
+                  params: FeLIFParameters) -> FeLIFCircuitParameters:
+    """`circuit` with each varied physical parameter scaled by params / nominal (one neuron's variability)."""
+    physics = circuit.fecap.physics
+    scaled = {name: getattr(physics, name) * float(getattr(params, name)) / float(getattr(nominal, name))
+              for name in VARIED_FIELDS if float(getattr(params, name)) != float(getattr(nominal, name))}
+    return dataclasses.replace(circuit, fecap=circuit.fecap.replace(physics=physics.replace(**scaled)))
+
+
+class FeLIFDevice:
+    """The FeLIF neuron as a `cosim.devices.plugins.NeuronDevice`.
+
+    Training model: `FeLIFLayer` (BRUNO or another coarse-step method) with the analytic physics, or the fitted
+    surrogate's parameters and validity guard. Circuit options (`circuits`): ``n_domains`` (1: the single-domain
+    FeCap the analytic layer computes, or 8), ``membrane_clamp`` (True: each membrane node is clamped to the
+    training model's +-V_CLIP, which the bare circuit does not have; a negative input drives it to -20 V and the
+    neuron then recovers much later than the model), ``max_step`` (s). A network trained with a fitted surrogate
+    runs on the circuit that surrogate was fitted to, each neuron scaled by its device-to-device variability.
+    """
+
+    name = "felif"
+
+    def parameters(self) -> FeLIFCircuitParameters:
+        return FeLIFCircuitParameters()
+
+    def sample(self, params: FeLIFCircuitParameters, n: int, sigma: float, seed: int) -> list[FeLIFCircuitParameters]:
+        return sample_neurons(params, n, sigma, seed)
+
+    def characterize(self, out: Path, quick: bool) -> dict:
+        return characterize_felif(out, quick)
+
+    def layer(self, n: int, model: Any, fitted: Any | None) -> FeLIFLayer:
+        params = fitted.params if fitted is not None else FeLIFParameters(v_thr=model.v_thr)
+        if model.variability_sigma > 0:
+            params = device_to_device(params, n, model.variability_sigma)
+        step = StepConfig(dt=model.dt, h=model.h, surrogate=model.surrogate, beta=model.beta,
+                          rate_grad=model.rate_grad, integrator=model.integrator)
+        guard = fitted.guard() if fitted is not None else None
+        return FeLIFLayer(n, params, step, method=model.method, current_scale=model.current_scale, guard=guard,
+                          c2c_sigma=model.cycle_to_cycle_sigma)
+
+    def circuits(self, layer: FeLIFLayer, dt: float, options: Mapping[str, Any], fitted: Any | None) -> NeuronBank:
+        unknown = set(options) - {"n_domains", "membrane_clamp", "max_step"}
+        if unknown:
+            raise ValueError(f"FeLIF circuit options: unknown {sorted(unknown)}; known: n_domains, membrane_clamp, "
+                             "max_step")
+        n_domains = options.get("n_domains", 1)
+        if n_domains not in SHIPPED_DOMAIN_COUNTS:
+            raise ValueError(f"FeLIF circuit option n_domains must be one of the shipped FeCap models "
+                             f"{SHIPPED_DOMAIN_COUNTS}, got {n_domains}")
+        circuits = []
+        for params in neuron_physics(layer.params, layer.n):
+            if fitted is not None:
+                circuit = scaled_device(fitted.circuit().replace(t_clk=dt), fitted.params, params)
+            elif n_domains == 1:
+                circuit = FeLIFCircuitParameters(fecap=FeCapParameters.reference(params), t_clk=dt)
+            else:
+                circuit = FeLIFCircuitParameters(fecap=FeCapParameters(params, n_domains), t_clk=dt)
+            circuits.append(circuit.validate())
+        first = neuron_element("n", "in", "spk", circuits[0])
+        return NeuronBank(first.subcircuit, circuit_files(circuits[0], "ngspice")["includes"], ("in", "spk"),
+                          tuple(c.subcircuit_parameters() for c in circuits),
+                          max_step=options.get("max_step", NEURON_MAX_STEP), method="gear", spike_port="spk",
+                          spike_level=0.5 * circuits[0].v_spk,
+                          membrane_limit=V_CLIP if options.get("membrane_clamp", True) else None)
+
+    def reference(self, layer: FeLIFLayer, currents: np.ndarray, dt: float,
+                  sample_every: float) -> list[NeuronResponse]:
+        if abs(layer.cfg.dt - dt) > 1e-12 * dt:
+            raise ValueError(f"FeLIF reference: the layer steps dt = {layer.cfg.dt} s, asked for {dt} s")
+        rec = record(torch.as_tensor(currents, dtype=layer.dtype), layer.params, layer.cfg, sample_every)
+        return [NeuronResponse(rec.t, rec.v[:, j].copy(), rec.crossings[j]) for j in range(currents.shape[1])]
+
+
+register_neuron(FeLIFDevice())
+
 
 if __name__ == "__main__":
     print(json.dumps([str(p) for p in write_neuron_files()], indent=1))

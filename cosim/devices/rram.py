@@ -60,8 +60,9 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
+from cosim.devices.plugins import register_synapse
 from cosim.spice import Circuit, SimJob, Tran, run_many
-from cosim.spice.elements import Pwl, Resistor, SubcircuitInstance, VerilogAInstance, VoltageSource
+from cosim.spice.elements import Pwl, Resistor, SubcircuitInstance, VerilogAInstance, VoltageSource, number
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_VA = REPO_ROOT / "models" / "rram.va"
@@ -665,3 +666,44 @@ def characterize_rram(out: str | Path, quick: bool = False) -> dict:
                "write_verify": dataclasses.asdict(WriteVerifyConfig())}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+# ------------------------------------------------------------------------------------------------- the plug-in
+
+
+class RRAMDevice:
+    """This RRAM as a `cosim.devices.plugins.SynapseDevice`: write-verify programming of a 1T1R cell
+    (`program_levels`), the sinh read law at the programmed gap for crossbar reads (`rram_read`)."""
+
+    name = "rram"
+    read_libraries = (str(NETLIST_LIB),)
+
+    def __init__(self, params: RRAMParameters = RRAMParameters(), variability: RRAMVariability = RRAMVariability(),
+                 write_verify: WriteVerifyConfig = WriteVerifyConfig()):
+        self.params, self.variability, self.write_verify = params, variability, write_verify
+
+    def parameters(self) -> RRAMParameters:
+        return self.params
+
+    def sample(self, params: RRAMParameters, n: int, sigma: float, seed: int) -> list[RRAMParameters]:
+        """n devices, each of the default variability's parameters with relative spread `sigma` instead."""
+        spread = RRAMVariability(d2d=tuple((name, sigma) for name, _ in self.variability.d2d), c2c_vel0=0.0)
+        return sample_devices(n, params, spread, np.random.default_rng(seed))
+
+    def characterize(self, out: Path, quick: bool) -> dict:
+        return characterize_rram(out, quick)
+
+    def mapping(self) -> LevelMapping:
+        return LevelMapping()
+
+    def program(self, mapping: LevelMapping, n_devices: int, seed: int, progress: bool) -> ProgrammedLevels:
+        return program_levels(n_devices, seed, mapping, self.params, self.variability, self.write_verify,
+                              progress=progress)
+
+    def read_card(self, ref: str, a: str, b: str, conductance: float, v_read: float) -> str:
+        p = self.params
+        gap = float(gap_for_conductance(conductance, v_read, p))
+        return f"X{ref} {a} {b} rram_read gap={gap:.9e} i0={number(p.i0)} g0={number(p.g0)} v0={number(p.v0)}"
+
+
+register_synapse(RRAMDevice())

@@ -136,6 +136,11 @@ class FeLIFLayer(nn.Module):
                 self._buffers.pop(f"param_{field.name}", None)
                 self._scalars[field.name] = value
 
+    @property
+    def dt(self) -> float:
+        """Coarse step, s."""
+        return self.cfg.dt
+
     def reset_state(self, batch: int, device: torch.device | str | None = None) -> None:
         """Put a stateful layer at rest for `batch` parallel sequences (on `device`, default: the layer's)."""
         if device is None:

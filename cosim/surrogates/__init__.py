@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from cosim.surrogates.artifact import (
     SurrogateArtifact,
@@ -32,12 +32,27 @@ class Fitter(Protocol):
                  n_jobs: int | None = None) -> Path: ...
 
 
-FITTERS: dict[str, str] = {
+FITTERS: dict[str, str | Fitter] = {
     "felif": "cosim.surrogates.felif_fit:fit_surrogate",
     "rram": "cosim.surrogates.rram_fit:fit_surrogate",
     "crossbar": "cosim.surrogates.crossbar_fit:fit_surrogate",
 }
-"""Surrogate kind -> "module:function" of its `Fitter` (imported only when used)."""
+"""Surrogate kind -> its `Fitter`, or the "module:function" where it is (imported only when used)."""
+
+LOADERS: dict[str, Callable[[Path], Any]] = {"felif": load_felif, "rram": load_rram, "crossbar": load_crossbar}
+"""Surrogate kind -> the loader returning its typed surrogate (`SurrogateArtifact` for kinds not listed)."""
+
+
+def register_fitter(kind: str, fit: Fitter, loader: Callable[[Path], Any] | None = None) -> None:
+    """Make `cosim fit <kind>` run `fit` (a device plug-in's surrogate), and `load_fitted(kind, ...)` use `loader`."""
+    FITTERS[kind] = fit
+    if loader is not None:
+        LOADERS[kind] = loader
+
+
+def load_fitted(kind: str, path: Path) -> Any:
+    """The surrogate of `kind` stored at `path`, typed by its loader (e.g. `FeLIFSurrogate`)."""
+    return LOADERS.get(kind, load)(path)
 
 
 def surrogate_path(name: str, kind: str = "felif") -> Path:
@@ -50,6 +65,8 @@ def fitter(kind: str) -> Fitter:
     """The fitter of `kind`; ValueError if the kind is unknown or its fitter is not available."""
     if kind not in FITTERS:
         raise ValueError(f"unknown surrogate kind {kind!r}; known: {sorted(FITTERS)}")
+    if callable(FITTERS[kind]):
+        return FITTERS[kind]
     module_name, function = FITTERS[kind].split(":")
     try:
         module = importlib.import_module(module_name)
@@ -61,7 +78,7 @@ def fitter(kind: str) -> Fitter:
 
 
 __all__ = [
-    "FITTERS", "FeLIFSurrogate", "Fitter", "Support", "SurrogateArtifact", "SurrogateFileError",
+    "FITTERS", "LOADERS", "FeLIFSurrogate", "Fitter", "load_fitted", "register_fitter", "Support", "SurrogateArtifact", "SurrogateFileError",
     "SurrogateProvenanceWarning", "ValidityGuard", "default_path", "fitter", "load", "load_felif", "save",
     "surrogate_path", "RRAMSurrogate", "load_rram", "CrossbarSurrogate", "load_crossbar",
 ]

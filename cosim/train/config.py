@@ -63,8 +63,12 @@ class ModelConfig:
     network: Literal["music", "tactile"] = "music"
     """music: keys -> `hidden` neurons -> linear readout with bias; tactile: encoding (inputs tiled
     `encoding_repeat` times, trainable gain and bias, LIF) -> `hidden` LIF -> 27 output neurons."""
-    neuron: Literal["felif", "lif"] = "felif"
-    """The device neurons (music hidden layer, tactile output layer): FeLIF or the LIF baseline."""
+    neuron: str = "felif"
+    """The device neurons (music hidden layer, tactile output layer): a registered neuron device
+    (`cosim.devices.plugins.neuron_names()`: "felif" and any plug-in) or "lif", the software LIF baseline."""
+    synapse: str = "rram"
+    """The synapse device of the quantised device-layer synapses, programmed in SPICE verification: a registered
+    synapse device (`cosim.devices.plugins.synapse_names()`: "rram" and any plug-in)."""
     hidden: int = 150
     """Music: FeLIF neurons (150); tactile: LIF hidden neurons (256)."""
     encoding_repeat: int = 32
@@ -273,11 +277,22 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     for name in ("variability_sigma", "cycle_to_cycle_sigma"):
         if not 0 <= getattr(m, name) < 1:
             problems.append(f"model.{name} must be in [0, 1), got {getattr(m, name)}")
-    if m.surrogate_file:
-        from cosim.surrogates import SurrogateFileError, load_felif, surrogate_path
+    from cosim.devices.plugins import PluginError, neuron_device, synapse_device
+
+    for kind, name, lookup in (("neuron", m.neuron, neuron_device), ("synapse", m.synapse, synapse_device)):
+        try:
+            if not (kind == "neuron" and name == "lif"):
+                lookup(name)
+        except PluginError as err:
+            problems.append(f"model.{kind}: {err}" + (' (or "lif", the software baseline)' if kind == "neuron" else ""))
+    if m.surrogate_file and m.neuron == "lif":
+        problems.append("model.surrogate_file is for a device neuron; model.neuron = \"lif\" has no surrogate")
+    elif m.surrogate_file:
+        from cosim.surrogates import SurrogateFileError, load_fitted, surrogate_path
 
         try:
-            fitted = load_felif(surrogate_path(m.surrogate_file)).step_config()
+            surrogate = load_fitted(m.neuron, surrogate_path(m.surrogate_file, m.neuron))
+            fitted = surrogate.step_config() if hasattr(surrogate, "step_config") else m
             mismatched = [f"{name} = {getattr(m, name)} (fitted with {getattr(fitted, name)})"
                           for name in ("dt", "h", "integrator") if getattr(m, name) != getattr(fitted, name)]
             if mismatched:
@@ -300,9 +315,9 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if v.every < 0 or v.samples < 1 or v.max_steps < 0 or not v.cpu_budget_s > 0 or not 0 <= v.tolerance <= 1:
         problems.append("verify: need every >= 0, samples >= 1, max_steps >= 0, cpu_budget_s > 0 and tolerance in "
                         "[0, 1]")
-    if v.every and (m.neuron != "felif" or m.bits not in (3, 4)):
-        problems.append("verify.every > 0 needs FeLIF neurons and 3- or 4-bit synapses (model.neuron = \"felif\", "
-                        "model.bits = 3 or 4): SPICE verification maps weight levels onto RRAM conductance pairs")
+    if v.every and (m.neuron == "lif" or m.bits not in (3, 4)):
+        problems.append("verify.every > 0 needs device neurons and 3- or 4-bit synapses (model.neuron not \"lif\", "
+                        "model.bits = 3 or 4): SPICE verification maps weight levels onto synapse conductance pairs")
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
     return cfg
@@ -348,12 +363,22 @@ def load_config(source: str | Path = "music", overrides: Sequence[str] = ()) -> 
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (give a TOML file or one of the shipped configs: "
                           f"{', '.join(SHIPPED)})")
-    try:
-        tables = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from err
-    cfg = config_from_dict(tables, where=str(path))
+    cfg = read_config(path)
     return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def read_config(path: Path) -> TrainConfig:
+    """The validated config in TOML file `path`; ConfigError naming the file if it cannot be read as one."""
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file in UTF-8 (byte {err.start}: {err.reason}); a config is a TOML "
+                          "file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror}") from None
+    return config_from_dict(tables, where=str(path))
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, dict[str, Any]]:

@@ -18,20 +18,21 @@ from __future__ import annotations
 import math
 import random
 import time
-import tomllib
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from cosim.train.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
                                     set_rng_state, write_atomic, write_metrics)
-from cosim.train.config import ConfigError, TrainConfig, config_from_dict, differences, to_toml
+from cosim.train.config import ConfigError, TrainConfig, differences, read_config, to_toml
 from cosim.train.models import build_model
 from cosim.train.plots import plot_curves
-from cosim.train.tasks import Sums, layer_names, make_task, spike_counts
+from cosim.train.tasks import Sums, Task, layer_names, make_task, spike_counts
 
 RESUMABLE_CHANGES = ("run.epochs", "run.threads", "verify.every", "verify.samples", "verify.cpu_budget_s",
                      "verify.tolerance", "verify.max_steps")
@@ -40,6 +41,10 @@ RESUMABLE_CHANGES = ("run.epochs", "run.threads", "verify.every", "verify.sample
 
 class TrainingDiverged(RuntimeError):
     """The loss or a gradient became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+EpochHook = Callable[[nn.Module, Task, TrainConfig, Path, int, bool], Any]
+"""Called after an epoch with (model, task, config, run folder, epoch, progress): the periodic verification."""
 
 
 class Trainer:
@@ -52,10 +57,16 @@ class Trainer:
         progress: show a tqdm progress bar per epoch.
     """
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True):
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
+                 verify: EpochHook | None = None):
         self.cfg = cfg
         self.run_dir = Path(cfg.run.out)
         self.progress = progress
+        self.verify = verify
+        if cfg.verify.every and verify is None:
+            warnings.warn("verify.every is set but no verification hook was given: training runs without SPICE "
+                          "verification (`cosim train` and the main job pass cosim.verify.runner.verify_epoch)",
+                          stacklevel=2)
         checkpoint = self._checkpoint_to_resume(resume)
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
@@ -88,7 +99,7 @@ class Trainer:
             return None
         if not config_file.is_file():
             raise FileNotFoundError(f"cannot resume: no config.toml in {self.run_dir}")
-        saved = config_from_dict(tomllib.loads(config_file.read_text()), where=str(config_file))
+        saved = read_config(config_file)
         changed = [key for key in differences(saved, self.cfg) if key not in RESUMABLE_CHANGES]
         if changed:
             raise ConfigError(f"cannot resume {self.run_dir} with a different configuration: {', '.join(changed)} "
@@ -124,10 +135,8 @@ class Trainer:
                                          for k, v in row.items()))
                 save_checkpoint(checkpoint_path(self.run_dir, self.epoch), self._state())
                 write_metrics(self.run_dir, self.history)
-                if self.cfg.verify.every and self.epoch % self.cfg.verify.every == 0:
-                    from cosim.verify.runner import verify_epoch  # SPICE only when asked for
-
-                    verify_epoch(self.model, self.task, self.cfg, self.run_dir, self.epoch, self.progress)
+                if self.verify is not None and self.cfg.verify.every and self.epoch % self.cfg.verify.every == 0:
+                    self.verify(self.model, self.task, self.cfg, self.run_dir, self.epoch, self.progress)
         finally:
             if self.history:
                 plot_curves(self.history, self.run_dir / "curves.png",
@@ -208,6 +217,8 @@ class Trainer:
         return f"training stopped in epoch {epoch}, {what}; {kept}. Lower optimiser.lr or check the data."
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
-    """Train cfg (resuming its run folder if asked): the metrics of every epoch."""
-    return Trainer(cfg, resume=resume, progress=progress).fit()
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+          verify: EpochHook | None = None) -> list[dict[str, Any]]:
+    """Train cfg (resuming its run folder if asked): the metrics of every epoch. `verify` is called after every
+    cfg.verify.every epochs (SPICE verification: `cosim.verify.runner.verify_epoch`; training imports none of it)."""
+    return Trainer(cfg, resume=resume, progress=progress, verify=verify).fit()

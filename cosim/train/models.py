@@ -27,18 +27,15 @@ The LIF baseline (`neuron = "lif"`) takes the same inputs in weight units direct
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from cosim.felif.layer import FeLIFLayer
-from cosim.felif.physics import FeLIFParameters
-from cosim.felif.step import StepConfig
-from cosim.felif.variability import device_to_device
+from cosim.devices.plugins import neuron_device
 from cosim.snn.lif import LIF
 from cosim.snn.synapses import QuantizedLinear
-from cosim.surrogates import load_felif, surrogate_path
+from cosim.surrogates import load_fitted, surrogate_path
 from cosim.train.config import ModelConfig
 
 
@@ -51,25 +48,31 @@ class ModelOutput(NamedTuple):
     """Spike trains of each spiking layer by name, 0/1 [steps, batch, neurons]."""
 
 
-def felif_parameters(cfg: ModelConfig, n: int) -> FeLIFParameters:
-    """FeLIF parameters of `n` neurons: the fitted surrogate's (cfg.surrogate_file) or the defaults with cfg.v_thr,
-    and device-to-device variability if any (drawn from torch's global RNG)."""
-    params = load_felif(surrogate_path(cfg.surrogate_file)).params if cfg.surrogate_file else FeLIFParameters(
-        v_thr=cfg.v_thr)
-    if cfg.variability_sigma > 0:
-        params = device_to_device(params, n, cfg.variability_sigma)
-    return params
+class DeviceLayerRef(NamedTuple):
+    """A network's layer that runs as a circuit: quantised synapses into device neurons."""
+
+    name: str
+    """The layer's key in `ModelOutput.spikes`."""
+    synapses: nn.Module
+    """Its synapses (`QuantizedLinear`, weights [neurons, inputs])."""
+    neurons: nn.Module
+    """Its neurons (the neuron device's training layer)."""
+    neuron: str
+    """Name of the neuron device (`cosim.devices.plugins.neuron_device`)."""
+    synapse: str
+    """Name of the synapse device (`cosim.devices.plugins.synapse_device`)."""
+
+
+def fitted_surrogate(cfg: ModelConfig) -> Any | None:
+    """The fitted surrogate named by cfg.surrogate_file for the neuron device cfg.neuron, or None."""
+    return load_fitted(cfg.neuron, surrogate_path(cfg.surrogate_file, cfg.neuron)) if cfg.surrogate_file else None
 
 
 def device_neurons(cfg: ModelConfig, n: int) -> nn.Module:
-    """The device neuron layer of a network: `n` FeLIF neurons (cfg.method) or the LIF baseline."""
+    """The device neuron layer of a network: `n` neurons of the device cfg.neuron, or the LIF baseline."""
     if cfg.neuron == "lif":
         return LIF(n)
-    step = StepConfig(dt=cfg.dt, h=cfg.h, surrogate=cfg.surrogate, beta=cfg.beta, rate_grad=cfg.rate_grad,
-                      integrator=cfg.integrator)
-    guard = load_felif(surrogate_path(cfg.surrogate_file)).guard() if cfg.surrogate_file else None
-    return FeLIFLayer(n, felif_parameters(cfg, n), step, method=cfg.method,
-                      current_scale=cfg.current_scale, guard=guard, c2c_sigma=cfg.cycle_to_cycle_sigma)
+    return neuron_device(cfg.neuron).layer(n, cfg, fitted_surrogate(cfg))
 
 
 def _check_input(name: str, x: torch.Tensor, channels: int) -> None:
@@ -92,12 +95,25 @@ class MusicPredictor(nn.Module):
             self.synapses.weight.uniform_(0.0, math.sqrt(1.0 / cfg.hidden))
         self.neurons = device_neurons(cfg, cfg.hidden)
         self.readout = nn.Linear(cfg.hidden, n_keys)
+        self.devices = (cfg.neuron, cfg.synapse)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         """`ModelOutput` for keys x [batch, steps, keys] (0/1)."""
         _check_input("MusicPredictor", x, self.n_keys)
         spikes = self.neurons(self.synapses(x.transpose(0, 1)))
         return ModelOutput(self.readout(spikes).transpose(0, 1), {"hidden": spikes})
+
+    def device_layer(self) -> DeviceLayerRef:
+        """The layer that runs as a circuit: the key synapses into the hidden neurons."""
+        return DeviceLayerRef("hidden", self.synapses, self.neurons, *self.devices)
+
+    def presynaptic(self, x: torch.Tensor) -> torch.Tensor:
+        """The device layer's input spikes [steps, batch, keys] for inputs x [batch, steps, keys]: the keys."""
+        return x.transpose(0, 1)
+
+    def logits(self, spikes: torch.Tensor) -> torch.Tensor:
+        """`ModelOutput.logits` from the device layer's spikes [steps, batch, hidden]: the float readout."""
+        return self.readout(spikes).transpose(0, 1)
 
 
 class TactileClassifier(nn.Module):
@@ -120,6 +136,7 @@ class TactileClassifier(nn.Module):
         self.hidden = LIF(cfg.hidden, learn_decay=True)
         self.output_synapses = QuantizedLinear(cfg.hidden, n_classes, bits=cfg.bits, bias=False)
         self.output = device_neurons(cfg, n_classes)
+        self.devices = (cfg.neuron, cfg.synapse)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         """`ModelOutput` for z-scored taxel signals x [batch, steps, channels]."""
@@ -128,6 +145,19 @@ class TactileClassifier(nn.Module):
         hidden = self.hidden(self.hidden_synapses(encoded))
         output = self.output(self.output_synapses(hidden))
         return ModelOutput(output.sum(0), {"encoding": encoded, "hidden": hidden, "output": output})
+
+    def device_layer(self) -> DeviceLayerRef:
+        """The layer that runs as a circuit: the output synapses into the output neurons."""
+        return DeviceLayerRef("output", self.output_synapses, self.output, *self.devices)
+
+    def presynaptic(self, x: torch.Tensor) -> torch.Tensor:
+        """The device layer's input spikes [steps, batch, hidden]: the hidden LIF spikes of a forward pass (which
+        draws the software layers' stochastic weights from torch's RNG: seed it for a reproducible draw)."""
+        return self(x).spikes["hidden"]
+
+    def logits(self, spikes: torch.Tensor) -> torch.Tensor:
+        """`ModelOutput.logits` from the device layer's spikes [steps, batch, classes]: the spike counts."""
+        return spikes.sum(0)
 
 
 def build_model(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> nn.Module:

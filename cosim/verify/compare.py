@@ -18,25 +18,24 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from cosim.devices.felif import FeLIFCircuitParameters, spike_times
+from cosim.devices.felif import spike_times
+from cosim.devices.plugins import NeuronBank
 from cosim.spice import SimResult
 from cosim.surrogates.traces import Comparison, Traces
 from cosim.train.tasks import MusicTask, Task
-from cosim.verify.export import membrane_vector, spike_vector
 
 SPICE_METRIC = {"music": "loss", "tactile": "accuracy"}
 """The task metric compared in SPICE vs surrogate: BCE for music, accuracy for tactile."""
 
 
-def spice_traces(result: SimResult, neurons: Sequence[int], circuits: Sequence[FeLIFCircuitParameters],
-                 grid: np.ndarray, dt: float) -> list[Traces]:
-    """One `Traces` per neuron j of `neurons` from a transient of `cosim.verify.export.sample_jobs`: V on `grid`
-    (s), spike times (s) where its spike output rises (the threshold crossing that latches it); P is not
+def spice_traces(result: SimResult, neurons: NeuronBank, n: int, grid: np.ndarray, dt: float) -> list[Traces]:
+    """One `Traces` per neuron 0..n-1 of a transient of `cosim.verify.export.sample_jobs` with the bank `neurons`:
+    V on `grid` (s), spike times (s) where its spike output rises through the bank's spike level; P is not
     recorded (NaN)."""
     traces = []
-    for j in neurons:
-        v = np.interp(grid, result.x, result[membrane_vector(j)])
-        spikes = spike_times(result.x, result[spike_vector(j)], circuits[j].v_spk)
+    for k in range(n):
+        v = np.interp(grid, result.x, result[f"v({neurons.node('in', k)})"])
+        spikes = spike_times(result.x, result[f"v({neurons.node(neurons.spike_port, k)})"], 2 * neurons.spike_level)
         traces.append(Traces(grid, v, np.full(grid.shape, np.nan), spikes, dt))
     return traces
 

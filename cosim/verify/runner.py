@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import tomllib
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -35,18 +34,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cosim.spice import SimError, run_many
-from cosim.surrogates import surrogate_path
-from cosim.surrogates.felif import load_felif
-from cosim.surrogates.doe import Stimulus
-from cosim.surrogates.felif_model import simulate
+from cosim.devices.plugins import neuron_device
 from cosim.surrogates.traces import Traces, compare
 from cosim.train.checkpoint import CHECKPOINTS, latest_checkpoint, load_checkpoint, write_atomic
-from cosim.train.config import TrainConfig, VerifyConfig, config_from_dict
-from cosim.train.models import ModelOutput, build_model
+from cosim.train.config import TrainConfig, VerifyConfig, read_config
+from cosim.train.models import ModelOutput, build_model, fitted_surrogate
 from cosim.train.tasks import Batch, MusicTask, Task, make_task
 from cosim.verify.compare import SPICE_METRIC, prediction_agreement, raster, spice_traces, spike_summary
-from cosim.verify.export import (DeviceLayer, HardwareConfig, HardwareLayer, device_layer, presynaptic_spikes,
-                                 program, programmed_levels, readout, sample_jobs)
+from cosim.verify.export import (DeviceLayer, HardwareConfig, HardwareLayer, device_layer, program,
+                                 programmed_levels, sample_jobs)
 
 WINDOWS_PER_STEP = 20
 """Surrogate V samples per coarse step (the grid on which V is compared)."""
@@ -79,15 +75,12 @@ def select_samples(task: Task, split: str, count: int, max_steps: int = 0) -> li
 
 
 def surrogate_traces(layer: DeviceLayer, spikes: Sequence[np.ndarray]) -> list[list[Traces]]:
-    """Per sample, per neuron: the training model's response to the exported weights' currents."""
-    stimuli = [Stimulus(f"sample{s}-neuron{j}", "pulses", tuple(current[:, j].tolist()), layer.cfg.dt)
-               for s, sample in enumerate(spikes) for current in [layer.currents(sample)] for j in range(layer.neurons)]
-    params = layer.params.replace(**{
-        f.name: value.reshape(-1).repeat(len(spikes))
-        for f in dataclasses.fields(layer.params)
-        if isinstance(value := getattr(layer.params, f.name), torch.Tensor) and value.numel() > 1})
-    traces = simulate(stimuli, params, layer.cfg, sample_every=layer.cfg.dt / WINDOWS_PER_STEP, dtype=layer.dtype)
-    return [traces[s * layer.neurons:(s + 1) * layer.neurons] for s in range(len(spikes))]
+    """Per sample, per neuron: the training model's response to the exported weights' currents (the neuron
+    device's `reference`)."""
+    device = neuron_device(layer.neuron)
+    return [[Traces(r.t, r.v, np.full(r.t.shape, np.nan), r.spikes, layer.dt)
+             for r in device.reference(layer.neurons, layer.currents(sample), layer.dt, layer.dt / WINDOWS_PER_STEP)]
+            for sample in spikes]
 
 
 def _parallel_slots(n_jobs: int | None, scheduler: Any) -> int:
@@ -101,7 +94,7 @@ def _parallel_slots(n_jobs: int | None, scheduler: Any) -> int:
 def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: float, n_jobs: int | None = None,
                    scheduler: Any = None, progress: bool = True) -> tuple[list[list[Traces] | None], float]:
     """SPICE traces per sample (None where skipped for the budget or failed) and the simulation CPU time, s."""
-    grid = (np.arange(max(len(s) for s in spikes) * WINDOWS_PER_STEP) + 1) * chip.layer.cfg.dt / WINDOWS_PER_STEP
+    grid = (np.arange(max(len(s) for s in spikes) * WINDOWS_PER_STEP) + 1) * chip.layer.dt / WINDOWS_PER_STEP
     timeout = max(budget_s, MIN_JOB_TIMEOUT_S)
     per_sample = [sample_jobs(chip, sample, f"verify-sample{s}", timeout) for s, sample in enumerate(spikes)]
     jobs_per_sample = len(per_sample[0])
@@ -124,8 +117,8 @@ def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: 
                     continue
                 spent += float(result.provenance.get("wall_s", 0.0))
                 if traces is not None:
-                    traces += spice_traces(result, columns, chip.neurons, grid[:len(spikes[s]) * WINDOWS_PER_STEP],
-                                           chip.layer.cfg.dt)
+                    traces += spice_traces(result, chip.neurons.select(columns), len(columns),
+                                           grid[:len(spikes[s]) * WINDOWS_PER_STEP], chip.layer.dt)
             out[s] = traces
         done += len(batch)
     return out, spent
@@ -133,20 +126,24 @@ def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: 
 
 def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareConfig = HardwareConfig(),
                  out_dir: Path | None = None, n_jobs: int | None = None, scheduler: Any = None,
-                 progress: bool = True, split: str = "test") -> tuple[dict[str, Any], dict[str, Any]]:
+                 progress: bool = True, split: str = "test",
+                 fitted: Any | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify `model` on cfg.samples samples of `split`: (summary for verify.json, data for the plots).
 
-    `out_dir` caches the programming Monte Carlo (``out_dir/levels``). Global RNG states are left untouched.
+    `out_dir` caches the programming Monte Carlo (``out_dir/levels``); `fitted` is the surrogate the network was
+    trained with (`cosim.train.models.fitted_surrogate`), None for the analytic model. Global RNG states are left
+    untouched.
     """
     start = time.perf_counter()
     layer = device_layer(model)
     levels = None if hw.programming == "ideal" else programmed_levels(
-        hw, out_dir / "levels" if out_dir is not None else None, progress=progress)
-    chip = program(layer, hw, levels)
+        hw, layer.synapse, out_dir / "levels" if out_dir is not None else None, progress=progress)
+    chip = program(layer, hw, levels, fitted)
     samples = select_samples(task, split, cfg.samples, cfg.max_steps)
     with torch.random.fork_rng():
         torch.manual_seed(hw.seed)
-        spikes = [presynaptic_spikes(model, batch.inputs)[:, 0].numpy() for _, batch in samples]
+        with torch.no_grad():
+            spikes = [model.presynaptic(batch.inputs)[:, 0].numpy() for _, batch in samples]
     reference = surrogate_traces(layer, spikes)
     spice, cpu_s = simulate_spice(chip, spikes, cfg.cpu_budget_s, n_jobs, scheduler, progress)
 
@@ -158,8 +155,9 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
     for s in done:
         _, batch = samples[s]
         steps = len(spikes[s])
-        pair = {"spice": raster(spice[s], steps, layer.cfg.dt), "surrogate": raster(reference[s], steps, layer.cfg.dt)}
-        logits = {side: readout(model, torch.from_numpy(r)[:, None]) for side, r in pair.items()}
+        pair = {"spice": raster(spice[s], steps, layer.dt), "surrogate": raster(reference[s], steps, layer.dt)}
+        with torch.no_grad():
+            logits = {side: model.logits(torch.from_numpy(r)[:, None]) for side, r in pair.items()}
         for side in sums:
             sums[side] += task.sums(ModelOutput(logits[side], {}), batch)
         agreement += prediction_agreement(task, logits["spice"], logits["surrogate"], batch.mask)
@@ -177,9 +175,10 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
         "samples": len(done), "samples_requested": cfg.samples,
         "sample_indices": [samples[s][0] for s in done], "steps": [len(spikes[s]) for s in done],
         "seconds": time.perf_counter() - start, "simulation_cpu_s": cpu_s, "cpu_budget_s": cfg.cpu_budget_s,
-        "network": network, "split": split, "neurons": layer.neurons, "inputs": layer.inputs, "bits": layer.bits,
+        "network": network, "split": split, "neurons": layer.n_neurons, "neuron_device": layer.neuron,
+        "synapse_device": layer.synapse, "inputs": layer.inputs, "bits": layer.bits,
         "current_per_level_a": layer.current_per_level, "mirror_gain": chip.crossbar.config.mirror_gain,
-        "tolerance": cfg.tolerance, "hardware": dataclasses.asdict(hw),
+        "tolerance": cfg.tolerance, "hardware": dataclasses.asdict(hw), "fitted_surrogate": fitted is not None,
     }
     if network == "music":
         summary["frame_agreement"] = agreement["frames_agree"] / max(1, agreement["frames"])
@@ -210,7 +209,7 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple
     config_file = run_dir / "config.toml"
     if not config_file.is_file():
         raise FileNotFoundError(f"no config.toml in {run_dir}: not a training run folder (`cosim train` writes one)")
-    cfg = config_from_dict(tomllib.loads(config_file.read_text()), where=str(config_file))
+    cfg = read_config(config_file)
     if checkpoint is None:
         path = latest_checkpoint(run_dir)
         if path is None:
@@ -228,17 +227,6 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple
     return cfg, model, task, path
 
 
-def run_hardware(cfg: TrainConfig, hw: HardwareConfig) -> HardwareConfig:
-    """`hw` for a run trained with `cfg`: a network trained with a fitted FeLIF surrogate runs on the device that
-    surrogate was fitted to (its recorded circuit and physical parameters), not on a circuit built from the
-    surrogate's effective parameters, each neuron scaled by its device-to-device variability (the fitted parameters
-    are the nominal device); an explicit `hw.neuron_circuit` is kept."""
-    if not cfg.model.surrogate_file or hw.neuron_circuit is not None:
-        return hw
-    surrogate = load_felif(surrogate_path(cfg.model.surrogate_file))
-    return dataclasses.replace(hw, neuron_circuit=surrogate.circuit(), neuron_circuit_nominal=surrogate.params)
-
-
 def verify_run(run_dir: str | Path, checkpoint: str | Path | None = None, samples: int | None = None,
                cpu_budget_s: float | None = None, hw: HardwareConfig = HardwareConfig(), n_jobs: int | None = None,
                scheduler: Any = None, progress: bool = True, max_steps: int | None = None) -> dict[str, Any]:
@@ -247,11 +235,11 @@ def verify_run(run_dir: str | Path, checkpoint: str | Path | None = None, sample
     samples, cpu_budget_s and max_steps default to the run's [verify] config."""
     run_dir = Path(run_dir)
     cfg, model, task, path = load_run(run_dir, checkpoint)
-    hw = run_hardware(cfg, hw)
     changes = {k: v for k, v in (("samples", samples), ("cpu_budget_s", cpu_budget_s), ("max_steps", max_steps))
                if v is not None}
     vcfg = dataclasses.replace(cfg.verify, **changes)
-    summary, plots = verify_model(model, task, vcfg, hw, run_dir / "verify", n_jobs, scheduler, progress)
+    summary, plots = verify_model(model, task, vcfg, hw, run_dir / "verify", n_jobs, scheduler, progress,
+                                  fitted=fitted_surrogate(cfg.model))
     summary = {"checkpoint": str(path), "epoch": load_checkpoint(path)["epoch"], **summary}
     check_tolerance(summary, f"cosim verify {run_dir}")
     write_atomic(run_dir / "verify.json", json.dumps(summary, indent=1))
@@ -276,8 +264,8 @@ def verify_epoch(model: nn.Module, task: Task, cfg: TrainConfig, run_dir: Path, 
     path = run_dir / HISTORY
     history = [row for row in _read_jsonl(path) if row["epoch"] < epoch]
     try:
-        summary, plots = verify_model(model, task, cfg.verify, run_hardware(cfg, HardwareConfig(seed=cfg.run.seed)),
-                                      run_dir / "verify", progress=progress)
+        summary, plots = verify_model(model, task, cfg.verify, HardwareConfig(seed=cfg.run.seed), run_dir / "verify",
+                                      progress=progress, fitted=fitted_surrogate(cfg.model))
     except (SimError, RuntimeError) as err:
         record: dict[str, Any] = {"epoch": epoch, "error": str(err)}
         tqdm.write(f"verify epoch {epoch}: SPICE verification failed: {err}")

@@ -96,7 +96,7 @@ def test_mirrored_currents_feed_a_bank_of_neuron_subcircuits(tmp_path):
     # The simplest "neuron": a capacitor integrating its input current, so v(in<j>) is the delivered charge / C.
     library = tmp_path / "integrator.lib"
     library.write_text(".subckt integrator in params: c=1e-12\nC1 in 0 {c}\n.ends integrator\n")
-    bank = NeuronBank("integrator", (str(library),), ports=("in",), params=(("c", 1e-9),))
+    bank = NeuronBank("integrator", (str(library),), ports=("in",), params=((("c", 1e-9),),))
     rng = np.random.default_rng(3)
     config = CrossbarConfig(dt=1e-4, edge=1e-6)
     crossbar = Crossbar.from_weights(rng.integers(-3, 4, size=(16, 4)), LevelMapping(), config)

@@ -21,9 +21,11 @@ from cosim.surrogates.felif_model import simulate
 from cosim.train.config import ConfigError, ModelConfig, load_config
 from cosim.train.loop import train
 from cosim.train.models import build_model
-from cosim.verify.export import HardwareConfig, device_layer, membrane_clamp, program, sample_jobs
+from cosim.devices.plugins import clamp_card
+from cosim.felif.physics import V_CLIP
+from cosim.verify.export import HardwareConfig, device_layer, program, sample_jobs
 from cosim.verify.runner import (SpiceDivergenceWarning, check_tolerance, load_run, select_samples, simulate_spice,
-                                 verify_run)
+                                 verify_epoch, verify_run)
 
 HIDDEN = 4
 """FeLIF neurons of the tiny music network (one SPICE job of 4 columns per sample)."""
@@ -115,7 +117,7 @@ def test_membrane_clamp_keeps_the_model_s_limits_under_negative_input():
     elements = (CurrentSource("Iin", "0", "m", waveform=Pwl(tuple(points))), neuron_element("n", "m", "s", circuit))
     runs = {}
     for clamped in (False, True):
-        body = membrane_clamp("clamp", "m") if clamped else ""
+        body = clamp_card("clamp", "m", V_CLIP) if clamped else ""
         job = SimJob(Circuit(body, elements=elements, **circuit_files(circuit, "ngspice")),
                      Tran(stop=20e-3, step=5e-6, max_step=5e-6, method="gear"), outputs=("v(m)", "v(s)"))
         runs[clamped] = run(job)
@@ -130,12 +132,12 @@ def test_tactile_output_layer_is_the_device_layer():
     torch.manual_seed(0)
     cfg = ModelConfig(network="tactile", hidden=8, encoding_repeat=2, bits=3, v_thr=2.5)
     layer = device_layer(build_model(cfg, 4, 27))
-    assert (layer.name, layer.inputs, layer.neurons) == ("output", 8, 27)
+    assert (layer.name, layer.inputs, layer.n_neurons) == ("output", 8, 27)
     chip = program(layer, HardwareConfig(programming="ideal", columns_per_job=10))
     jobs = sample_jobs(chip, np.eye(8)[:3], "t")
     assert [list(columns) for _, columns in jobs] == [list(range(0, 10)), list(range(10, 20)), list(range(20, 27))]
     netlist = jobs[-1][0].circuit.netlist
-    assert "Xn26 in26 spk26 felif_nd1" in netlist and "Bclamp26 in26 0 I=" in netlist
+    assert "Xn6 in6 spk6 felif_nd1" in netlist and "Bclamp6 in6 0 I=" in netlist
 
 
 def test_verify_cli_writes_verify_json_and_raster(trained_run: Path, capsys):
@@ -180,7 +182,7 @@ def test_periodic_verification_during_training_leaves_training_unchanged(jsb_fil
     plain = train(music_config(jsb_file, tmp_path / "plain", "run.epochs=2"), progress=False)
     checked_cfg = music_config(jsb_file, tmp_path / "checked", "run.epochs=2", "verify.every=1", "verify.samples=1",
                                "verify.max_steps=8", "verify.tolerance=0.5")
-    checked = train(checked_cfg, progress=False)
+    checked = train(checked_cfg, progress=False, verify=verify_epoch)
     strip = lambda rows: [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in rows]  # noqa: E731
     assert strip(plain) == strip(checked)  # verification draws from its own generators only
     history = [json.loads(line) for line in (tmp_path / "checked" / "verify_history.jsonl").read_text().splitlines()]
@@ -215,9 +217,9 @@ def test_bad_inputs_give_clear_errors(trained_run: Path, jsb_file: Path, tmp_pat
     torch.manual_seed(0)
     with pytest.raises(ValueError, match="float weights"):
         device_layer(build_model(ModelConfig(network="music", hidden=3, bits=None), 54, 54))
-    with pytest.raises(ValueError, match="not FeLIF"):
+    with pytest.raises(ValueError, match="software LIF baseline, not a device"):
         device_layer(build_model(ModelConfig(network="music", neuron="lif", hidden=3, bits=3), 54, 54))
-    with pytest.raises(ConfigError, match="verify.every > 0 needs FeLIF neurons and 3- or 4-bit synapses"):
+    with pytest.raises(ConfigError, match="verify.every > 0 needs device neurons and 3- or 4-bit synapses"):
         music_config(jsb_file, tmp_path / "x", "verify.every=1", "model.bits=float")
     with pytest.raises(ValueError, match="share the row wires"):
         HardwareConfig(r_wire=1.0)
