@@ -13,11 +13,19 @@ memory across transients. So jobs are sent, in batches, to a worker process that
 Whatever a batch had left when its worker retired runs in another worker, so each job of a batch succeeds or
 fails exactly as it would alone. `run` uses one pool per process (`default_pool`); each thread that calls it
 concurrently gets its own worker.
+
+Each worker has a temporary folder ``cosim-worker-<pid of this process>-*`` (its log and its jobs' scratch
+files). This process removes it when the worker retires, and on SIGTERM kills every worker and removes their
+folders before ending as SIGTERM would (`_end_on_sigterm`, installed when this module is first imported in the
+main thread, unless SIGTERM already has a handler). A worker whose parent has gone otherwise (SIGKILL, a crash)
+removes its own folder when it notices, at its next read or reply; and a new pool removes the folders whose
+owner process no longer exists (`remove_stale_folders`), such as those of an orphaned worker ended by its alarm.
 """
 from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,6 +44,11 @@ Outcome = SimResult | SimError
 """What running a job gives: its result, or its error as a value (a sweep keeps going)."""
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_FOLDER = re.compile(r"cosim-worker-(\d+)-")
+"""Name of a worker's temporary folder; the number is the process id of its owner (the worker's parent)."""
+_live_folders: dict[int, Path] = {}
+"""Folder of each running worker of this process, by worker pid (read by the SIGTERM handler, which must not
+wait for a lock that the code it interrupted may hold)."""
 
 
 @dataclass(frozen=True)
@@ -59,18 +72,17 @@ class SimWorker:
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         # the worker's own folder: its log and the scratch folder of its jobs; removed by kill(), even after a crash
-        self.folder = Path(tempfile.mkdtemp(prefix="cosim-worker-"))
+        self.folder = Path(tempfile.mkdtemp(prefix=f"cosim-worker-{os.getpid()}-"))
         self.log_path = self.folder / "worker.log"
-        (self.folder / "job").mkdir()
         log = open(self.log_path, "wb")
         env = dict(os.environ, OMP_NUM_THREADS="1",  # libngspice's OpenMP device loops: one core per worker
                    PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
         with log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cosim.spice.worker", str(request_read), str(reply_write),
-                 str(self.folder / "job")],
+                [sys.executable, "-m", "cosim.spice.worker", str(request_read), str(reply_write), str(self.folder)],
                 pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True)  # own process group: Ctrl-C reaches only the caller; kill() gets all
+        _live_folders[self.process.pid] = self.folder
         os.close(request_read)
         os.close(reply_write)
         self._requests = Connection(request_write, readable=False)
@@ -176,12 +188,39 @@ class SimWorker:
             if not connection.closed:
                 connection.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+        _live_folders.pop(self.process.pid, None)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_folders() -> list[Path]:
+    """Remove the worker folders in the temporary directory whose owner process no longer exists; return them.
+
+    Folders named before owners were recorded (``cosim-worker-<random>``) are left alone: their owner is unknown.
+    """
+    stale = []
+    for path in Path(tempfile.gettempdir()).glob("cosim-worker-*"):
+        match = _FOLDER.match(path.name)
+        if match and path.is_dir() and not _process_exists(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            stale.append(path)
+    return stale
 
 
 class WorkerPool:
-    """Idle worker processes, handed to whichever thread runs a job next."""
+    """Idle worker processes, handed to whichever thread runs a job next. Starting one removes the worker
+    folders that processes now gone left behind (`remove_stale_folders`)."""
 
     def __init__(self, limits: WorkerLimits = WorkerLimits()):
+        remove_stale_folders()
         self.limits = limits
         self.owner_pid = os.getpid()
         self._idle: list[SimWorker] = []
@@ -244,6 +283,23 @@ def default_pool() -> WorkerPool:
             _default_pool = WorkerPool()
             atexit.register(_default_pool.close)
         return _default_pool
+
+
+def _end_on_sigterm(signum: int, frame: object) -> None:
+    """Kill every worker of this process and remove its folder, then end this process by SIGTERM's default
+    action (its exit status still says SIGTERM)."""
+    for pid, folder in list(_live_folders.items()):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(folder, ignore_errors=True)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, _end_on_sigterm)
 
 
 def run(job: SimJob) -> SimResult:

@@ -1,8 +1,8 @@
 """The worker process: runs the jobs `cosim.spice.pool` sends it, one at a time, isolated from the caller.
 
-Started as ``python -m cosim.spice.worker REQUEST_FD REPLY_FD WORKDIR`` (two pipe ends inherited from the
-parent, and an empty scratch folder for its jobs, which the parent creates and removes), with its stdout and
-stderr going to a log file whose tail the parent shows if the worker dies. Protocol
+Started as ``python -m cosim.spice.worker REQUEST_FD REPLY_FD FOLDER`` (two pipe ends inherited from the
+parent, and the worker's own folder, which the parent creates and removes; the jobs run in ``FOLDER/job``), with
+its stdout and stderr going to a log file in FOLDER whose tail the parent shows if the worker dies. Protocol
 (pickled over `multiprocessing.connection.Connection`): the worker first sends ``("ready", pid)``; then it
 receives batches, lists of `SimJob`s, and runs each batch's jobs in order, replying after each one
 ``(SimResult or SimError, peak resident set size in bytes)``; ``None`` or a closed pipe ends it. A batch is
@@ -15,8 +15,9 @@ The worker never starts a thread: once a process has had a second thread, glibc'
 single-threaded fast path for good, and ngspice, which allocates at every time step, runs a small transient
 about 25 % slower. So an orphaned
 worker (its parent killed) is not watched for by a thread; it ends when it next talks to its parent (a closed
-pipe), or, when its job never ends, by its own alarm `ORPHAN_GRACE_S` after the job's time limit (which a
-living parent enforces first, by killing it).
+pipe), removing its folder, which its parent no longer can; or, when its job never ends, by its own alarm
+`ORPHAN_GRACE_S` after the job's time limit (which a living parent enforces first, by killing it), leaving the
+folder to the next pool that starts (`cosim.spice.pool.remove_stale_folders`).
 """
 from __future__ import annotations
 
@@ -75,15 +76,20 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def serve(requests: Connection, replies: Connection, workdir: Path) -> None:
+def serve(requests: Connection, replies: Connection, folder: Path) -> None:
     """Run the batches of jobs from `requests`, replying on `replies` after each job, until told to stop or a
-    job fails; jobs run in the empty folder `workdir`."""
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the alarm ends the process, even inside the simulator
+    job fails; jobs run in the folder ``folder/job``, created empty. If the parent has gone (a closed pipe),
+    remove `folder` before returning."""
+    for ending in (signal.SIGALRM, signal.SIGTERM):  # end the process at once, even inside the simulator
+        signal.signal(ending, signal.SIG_DFL)
+    workdir = folder / "job"
+    workdir.mkdir()
     replies.send(("ready", os.getpid()))
     while True:
         try:
             batch = requests.recv()
-        except EOFError:
+        except EOFError:  # a living parent never closes the pipe to a living worker: it kills it first
+            shutil.rmtree(folder, ignore_errors=True)
             return
         if batch is None:
             return
@@ -94,6 +100,7 @@ def serve(requests: Connection, replies: Connection, workdir: Path) -> None:
             try:
                 replies.send((outcome, peak_rss_bytes()))
             except BrokenPipeError:  # the parent has gone
+                shutil.rmtree(folder, ignore_errors=True)
                 return
             if isinstance(outcome, SimError):
                 return

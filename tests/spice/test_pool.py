@@ -3,8 +3,12 @@ transients."""
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -183,3 +187,65 @@ def test_parent_memory_bounded_over_100_transients():
 def test_parent_memory_bounded_over_500_transients():
     # Keeping every ~80 kB result would add ~40 MB. Measured growth: ~0.2 MiB; workers recycled every 1000 jobs.
     assert _parent_rss_growth(500) < 20 * 2**20
+
+
+# A sweep's parent process: one worker busy with an endless job, one idle; prints {worker pid: state}.
+PARENT = f"""
+import json, threading, time
+from cosim.spice import Circuit, SimJob, Tran, WorkerPool
+pool = WorkerPool()
+endless = SimJob(Circuit({ENDLESS.circuit.netlist!r}), Tran(stop=10.0, step=1e-9, max_step=1e-9), timeout=600)
+threading.Thread(target=pool.run, args=(endless,), daemon=True).start()
+while not pool.worker_pids():
+    time.sleep(0.02)
+pool.run(SimJob(Circuit("V1 in 0 1\\nR1 in out 1k\\nC1 out 0 1u"), Tran(stop=1e-3, step=1e-5)))
+print(json.dumps(pool.worker_pids()), flush=True)
+time.sleep(600)
+"""
+
+
+def start_parent(tmp_path) -> tuple[subprocess.Popen, dict[int, str]]:
+    """A sweep's parent process with its temporary folder in `tmp_path`, and its workers {pid: state}."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, env=env)
+    workers = {int(pid): state for pid, state in json.loads(parent.stdout.readline()).items()}
+    assert sorted(workers.values()) == ["busy", "idle"]
+    assert len(list(tmp_path.glob(f"cosim-worker-{parent.pid}-*"))) == 2
+    return parent, workers
+
+
+def wait_until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_sigterm_of_the_parent_kills_its_workers_and_removes_their_folders(tmp_path):
+    parent, workers = start_parent(tmp_path)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=10) == -signal.SIGTERM
+    assert not list(tmp_path.glob("cosim-worker-*"))
+    assert wait_until(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+                                      for pid in workers))
+
+
+def test_after_sigkill_of_the_parent_folders_go_with_their_workers_or_at_the_next_pool(tmp_path, monkeypatch):
+    parent, workers = start_parent(tmp_path)
+    parent.kill()
+    parent.wait(timeout=10)
+    idle, = (pid for pid, state in workers.items() if state == "idle")
+    busy, = (pid for pid, state in workers.items() if state == "busy")
+    # the idle worker reads the closed pipe and removes its own folder; the busy one is still in its job
+    assert wait_until(lambda: len(list(tmp_path.glob("cosim-worker-*"))) == 1)
+    assert wait_until(lambda: not psutil.pid_exists(idle))
+    os.kill(busy, signal.SIGKILL)  # as its alarm would, long after: it never removes its folder
+    assert wait_until(lambda: not psutil.pid_exists(busy) or psutil.Process(busy).status() == "zombie")
+    assert len(list(tmp_path.glob(f"cosim-worker-{parent.pid}-*"))) == 1
+    mine = tmp_path / f"cosim-worker-{os.getpid()}-alive"  # a living owner's folder stays
+    unknown = tmp_path / "cosim-worker-abc123"  # from before owners were recorded: left alone
+    mine.mkdir()
+    unknown.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    WorkerPool().close()
+    assert {p.name for p in tmp_path.glob("cosim-worker-*")} == {unknown.name, mine.name}
