@@ -69,6 +69,11 @@ class ModelConfig:
     synapse: str = "rram"
     """The synapse device of the quantised device-layer synapses, programmed in SPICE verification: a registered
     synapse device (`cosim.devices.plugins.synapse_names()`: "rram" and any plug-in)."""
+    synapse_levels: Literal["uniform", "programmed"] = "uniform"
+    """Levels the device-layer synapses train with: uniform (level q weighs q steps), or the means and spreads of
+    the synapse device's write-verify Monte Carlo (`cosim.train.models.device_level_table`; 3 or 4 bits)."""
+    synapse_devices: int = 32
+    """synapse_levels = "programmed": devices per level of that Monte Carlo (seeded with run.seed)."""
     hidden: int = 150
     """Music: FeLIF neurons (150); tactile: LIF hidden neurons (256)."""
     encoding_repeat: int = 32
@@ -285,6 +290,11 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
                 lookup(name)
         except PluginError as err:
             problems.append(f"model.{kind}: {err}" + (' (or "lif", the software baseline)' if kind == "neuron" else ""))
+    if m.synapse_levels == "programmed" and m.bits not in (3, 4):
+        problems.append(f"model.synapse_levels = \"programmed\" needs model.bits = 3 or 4 (a differential pair of "
+                        f"8-level devices), got {m.bits}")
+    if not 2 <= m.synapse_devices <= 4096:
+        problems.append(f"model.synapse_devices must be in [2, 4096], got {m.synapse_devices}")
     if m.surrogate_file and m.neuron == "lif":
         problems.append("model.surrogate_file is for a device neuron; model.neuron = \"lif\" has no surrogate")
     elif m.surrogate_file:

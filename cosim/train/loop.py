@@ -30,7 +30,7 @@ from tqdm import tqdm
 from cosim.train.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
                                     set_rng_state, write_atomic, write_metrics)
 from cosim.train.config import ConfigError, TrainConfig, differences, read_config, to_toml
-from cosim.train.models import build_model
+from cosim.train.models import build_model, device_level_table
 from cosim.train.plots import plot_curves
 from cosim.train.tasks import Sums, Task, layer_names, make_task, spike_counts
 
@@ -74,7 +74,8 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
         random.seed(cfg.run.seed)
-        self.model = build_model(cfg.model, self.task.n_inputs, self.task.n_outputs)
+        table = device_level_table(cfg.model, self.run_dir, cfg.run.seed, progress)
+        self.model = build_model(cfg.model, self.task.n_inputs, self.task.n_outputs, table)
         o = cfg.optimiser
         self.optimiser = torch.optim.Adamax(self.model.parameters(), lr=o.lr, betas=o.betas)
         self.scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(

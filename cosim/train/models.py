@@ -26,15 +26,17 @@ The LIF baseline (`neuron = "lif"`) takes the same inputs in weight units direct
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from cosim.devices.plugins import neuron_device
+from cosim.devices.plugins import neuron_device, synapse_device
 from cosim.snn.lif import LIF
-from cosim.snn.synapses import QuantizedLinear
+from cosim.snn.synapses import ConductanceLevels, LevelTable, QuantizedLinear, max_level
 from cosim.surrogates import load_fitted, surrogate_path
 from cosim.train.config import ModelConfig
 
@@ -87,10 +89,10 @@ class MusicPredictor(nn.Module):
     the readout is a float layer.
     """
 
-    def __init__(self, n_keys: int, cfg: ModelConfig):
+    def __init__(self, n_keys: int, cfg: ModelConfig, level_table: LevelTable | None = None):
         super().__init__()
         self.n_keys = n_keys
-        self.synapses = QuantizedLinear(n_keys, cfg.hidden, bits=cfg.bits, bias=False)
+        self.synapses = QuantizedLinear(n_keys, cfg.hidden, bits=cfg.bits, bias=False, level_table=level_table)
         with torch.no_grad():
             self.synapses.weight.uniform_(0.0, math.sqrt(1.0 / cfg.hidden))
         self.neurons = device_neurons(cfg, cfg.hidden)
@@ -124,7 +126,7 @@ class TactileClassifier(nn.Module):
     channel differ from the start.
     """
 
-    def __init__(self, n_channels: int, n_classes: int, cfg: ModelConfig):
+    def __init__(self, n_channels: int, n_classes: int, cfg: ModelConfig, level_table: LevelTable | None = None):
         super().__init__()
         self.n_channels = n_channels
         self.repeat = cfg.encoding_repeat
@@ -134,7 +136,8 @@ class TactileClassifier(nn.Module):
         self.encoding = LIF(n_encoding)
         self.hidden_synapses = QuantizedLinear(n_encoding, cfg.hidden, bits=cfg.bits, bias=False)
         self.hidden = LIF(cfg.hidden, learn_decay=True)
-        self.output_synapses = QuantizedLinear(cfg.hidden, n_classes, bits=cfg.bits, bias=False)
+        self.output_synapses = QuantizedLinear(cfg.hidden, n_classes, bits=cfg.bits, bias=False,
+                                               level_table=level_table)
         self.output = device_neurons(cfg, n_classes)
         self.devices = (cfg.neuron, cfg.synapse)
 
@@ -160,14 +163,40 @@ class TactileClassifier(nn.Module):
         return spikes.sum(0)
 
 
-def build_model(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> nn.Module:
+SYNAPSE_LEVELS = "synapse_levels"
+"""Name (in the run folder) of the programmed synapse population a run trains with (``.json`` + ``.npz``)."""
+
+
+def device_level_table(cfg: ModelConfig, run_dir: Path, seed: int, progress: bool = True) -> LevelTable | None:
+    """The level table of the device-layer synapses: None (uniform levels) unless cfg.synapse_levels is
+    "programmed"; then the means and spreads of the synapse device's write-verify Monte Carlo (cfg.synapse_devices
+    per level, seeded), run once and kept in the run folder (`SYNAPSE_LEVELS`) so a resumed run and its
+    verification use the same table."""
+    if cfg.synapse_levels == "uniform":
+        return None
+    from cosim.devices.rram import ProgrammedLevels
+
+    path = run_dir / SYNAPSE_LEVELS
+    if path.with_suffix(".json").is_file() and path.with_suffix(".npz").is_file():
+        levels = ProgrammedLevels.load(path)
+    else:
+        device = synapse_device(cfg.synapse)
+        mapping = dataclasses.replace(device.mapping(), weight_max=max_level(cfg.bits))
+        levels = device.program(mapping, cfg.synapse_devices, seed, progress)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        levels.save(path)
+    return ConductanceLevels(**levels.weight_level_table())
+
+
+def build_model(cfg: ModelConfig, n_inputs: int, n_outputs: int, level_table: LevelTable | None = None) -> nn.Module:
     """The network cfg.network for `n_inputs` channels and `n_outputs` keys or classes.
 
-    Initial weights and device variability are drawn from torch's global RNG: seed it first.
+    Initial weights and device variability are drawn from torch's global RNG: seed it first. `level_table`: that
+    of the device-layer synapses (`device_level_table`; None: uniform levels).
     """
     if cfg.network == "music":
         if n_outputs != n_inputs:
             raise ValueError(f"the music predictor predicts its own inputs: n_outputs ({n_outputs}) must equal "
                              f"n_inputs ({n_inputs})")
-        return MusicPredictor(n_inputs, cfg)
-    return TactileClassifier(n_inputs, n_outputs, cfg)
+        return MusicPredictor(n_inputs, cfg, level_table)
+    return TactileClassifier(n_inputs, n_outputs, cfg, level_table)

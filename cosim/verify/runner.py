@@ -38,7 +38,7 @@ from cosim.devices.plugins import neuron_device
 from cosim.surrogates.traces import Traces, compare
 from cosim.train.checkpoint import CHECKPOINTS, latest_checkpoint, load_checkpoint, write_atomic
 from cosim.train.config import TrainConfig, VerifyConfig, read_config
-from cosim.train.models import ModelOutput, build_model, fitted_surrogate
+from cosim.train.models import ModelOutput, build_model, device_level_table, fitted_surrogate
 from cosim.train.tasks import Batch, MusicTask, Task, make_task
 from cosim.verify.compare import SPICE_METRIC, prediction_agreement, raster, spice_traces, spike_summary
 from cosim.verify.export import (DeviceLayer, HardwareConfig, HardwareLayer, device_layer, program,
@@ -222,7 +222,8 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple
             raise FileNotFoundError(f"checkpoint {checkpoint} not found (looked in . and {run_dir / CHECKPOINTS})")
     task = make_task(cfg.data)
     with torch.random.fork_rng():
-        model = build_model(cfg.model, task.n_inputs, task.n_outputs)
+        model = build_model(cfg.model, task.n_inputs, task.n_outputs,
+                            device_level_table(cfg.model, run_dir, cfg.run.seed, progress=False))
     model.load_state_dict(load_checkpoint(path)["model"])
     return cfg, model, task, path
 

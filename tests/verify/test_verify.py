@@ -223,3 +223,24 @@ def test_bad_inputs_give_clear_errors(trained_run: Path, jsb_file: Path, tmp_pat
         music_config(jsb_file, tmp_path / "x", "verify.every=1", "model.bits=float")
     with pytest.raises(ValueError, match="share the row wires"):
         HardwareConfig(r_wire=1.0)
+
+
+def test_training_with_the_programmed_level_table_carries_it_into_verification(jsb_file: Path, tmp_path: Path):
+    """model.synapse_levels = "programmed": training draws its weights from the synapse device's write-verify
+    Monte Carlo (kept in the run folder, reused on resume and by verification), and the verified chip's mirror gain
+    comes from that table's siemens per level, not from the nominal mapping."""
+    out = tmp_path / "programmed"
+    cfg = music_config(jsb_file, out, 'model.synapse_levels="programmed"', "model.synapse_devices=2")
+    train(cfg, progress=False)
+    assert (out / "synapse_levels.json").is_file()
+    _, model, _, _ = load_run(out)
+    table = model.synapses.level_table
+    assert isinstance(table, ConductanceLevels)
+    layer = device_layer(model)
+    assert layer.siemens_per_level == table.g_unit
+    chip = program(layer, HardwareConfig(programming="ideal"))
+    nominal = 20e-6  # the RRAM mapping's weight step for 3 bits
+    assert abs(table.g_unit / nominal - 1) > 1e-3
+    assert chip.crossbar.config.mirror_gain == pytest.approx(layer.current_per_level / (0.1 * table.g_unit))
+    with pytest.raises(ConfigError, match="synapse_levels"):
+        music_config(jsb_file, tmp_path / "x", 'model.synapse_levels="programmed"', "model.bits=8")
