@@ -49,9 +49,8 @@ from typing import Literal
 
 import numpy as np
 
-from cosim.devices.plugins import NeuronBank
-from cosim.devices.rram import (NETLIST_LIB, LevelMapping, ProgrammedLevels, RRAMParameters, conductance_window,
-                                gap_for_conductance, program_levels)
+from cosim.devices.plugins import NeuronBank, synapse_device
+from cosim.devices.rram import LevelMapping, ProgrammedLevels, RRAMParameters, conductance_window, program_levels
 from cosim.spice import Circuit, Op, SimJob, Tran, run_many
 from cosim.spice.elements import number
 
@@ -73,7 +72,10 @@ class CrossbarConfig:
     edge: float = 100e-9
     """Rise and fall time of the input pulses, s."""
     device: RRAMParameters = RRAMParameters()
-    """Device parameters of the sinh read model (i0, g0, v0)."""
+    """Device parameters of the sinh read law in `line_current` (i0, g0, v0; the RRAM synapse's)."""
+    synapse: str = "rram"
+    """Synapse device (`cosim.devices.plugins.synapse_device`) whose own read law (`read_card`) the netlist uses
+    with read_model = "sinh"."""
 
     def __post_init__(self) -> None:
         if self.r_wire < 0:
@@ -125,7 +127,7 @@ class Crossbar:
                              f"got {gp.shape} and {gm.shape}")
         if not (np.all(np.isfinite(gp)) and np.all(np.isfinite(gm)) and gp.min() > 0 and gm.min() > 0):
             raise ValueError("Crossbar: conductances must be finite and > 0 S")
-        if self.config.read_model == "sinh":
+        if self.config.read_model == "sinh" and self.config.synapse == "rram":  # `device` describes only this one
             low, high = conductance_window(self.config.v_read, self.config.device)
             g_all = np.concatenate([gp.ravel(), gm.ravel()])
             if g_all.min() < low or g_all.max() > high:
@@ -203,16 +205,12 @@ class Crossbar:
         rows, n_lines = self.rows, 2 * self.cols
         g = self.lines
         lines = list(sources)
-        if cfg.read_model == "sinh":
-            gap = gap_for_conductance(g, cfg.v_read, cfg.device)
-            d = cfg.device
-            lines.append(f".param rram_i0={number(d.i0)} rram_g0={number(d.g0)} rram_v0={number(d.v0)}")
+        device = synapse_device(cfg.synapse) if cfg.read_model == "sinh" else None
         for i in range(rows):
             for b in range(n_lines):
                 a, c = self._row_node(i, b), self._line_node(b, i)
-                if cfg.read_model == "sinh":
-                    lines.append(f"X{i}_{b} {a} {c} rram_read gap={gap[i, b]:.9e} i0={{rram_i0}} g0={{rram_g0}} "
-                                 f"v0={{rram_v0}}")
+                if device is not None:
+                    lines.append(device.read_card(f"{i}_{b}", a, c, float(g[i, b]), cfg.v_read))
                 else:
                     lines.append(f"R{i}_{b} {a} {c} {1.0 / g[i, b]:.9e}")
         if cfg.r_wire > 0:
@@ -242,7 +240,7 @@ class Crossbar:
 
     def _circuit(self, body: str, title: str, includes: tuple[str, ...] = ()):
         if self.config.read_model == "sinh":
-            includes = (str(NETLIST_LIB),) + includes
+            includes = tuple(synapse_device(self.config.synapse).read_libraries) + includes
         return Circuit(netlist=body, title=title, includes=includes)
 
     def op_job(self, v_rows: np.ndarray, name: str = "crossbar-op"):

@@ -248,7 +248,7 @@ def program(layer: DeviceLayer, hw: HardwareConfig, levels: ProgrammedLevels | N
     siemens_per_level = layer.siemens_per_level or mapping.weight_step_s
     config = CrossbarConfig(r_wire=hw.r_wire, read_model=hw.read_model, v_read=mapping.v_read,
                             mirror_gain=layer.current_per_level / (mapping.v_read * siemens_per_level),
-                            dt=layer.dt, edge=hw.edge)
+                            dt=layer.dt, edge=hw.edge, synapse=layer.synapse)
     if hw.programming == "ideal":
         crossbar = Crossbar.from_weights(layer.levels, mapping, config)
     else:
