@@ -35,6 +35,26 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_va(args: argparse.Namespace) -> int:
+    from cosim.spice.va_check import VerilogASyntaxError, check_va
+
+    status, checked, errors, warnings = 0, 0, 0, 0
+    for name in args.files:
+        try:
+            findings = check_va(name)
+        except (OSError, VerilogASyntaxError) as err:
+            print(f"cosim check-va: cannot check {name}: {err}", file=sys.stderr)
+            status = 2
+            continue
+        for finding in findings:
+            print(finding)
+        checked += 1
+        errors += sum(f.severity == "error" for f in findings)
+        warnings += sum(f.severity == "warning" for f in findings)
+    print(f"cosim check-va: {errors} error(s), {warnings} warning(s) in {checked} file(s) checked")
+    return status or int(errors > 0)
+
+
 def _report(args: argparse.Namespace) -> int:
     from cosim.report import build_report
 
@@ -161,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="build one HTML page with the plots and figures of a run folder")
     report.add_argument("run_dir", help="the run folder (e.g. runs/main)")
     report.set_defaults(func=_report)
+    check_va = sub.add_parser("check-va", help="report what OpenVAF/OSDI silently gets wrong or refuses in Verilog-A "
+                                               "sources (exit 1 on an error, 2 if a file cannot be read)")
+    check_va.add_argument("files", nargs="+", metavar="FILE.va", help="Verilog-A sources")
+    check_va.set_defaults(func=_check_va)
     return parser
 
 

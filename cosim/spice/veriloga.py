@@ -4,7 +4,9 @@
 OSDI interface) can load. Results are cached under ``$COSIM_CACHE/osdi`` (default ``~/.cache/cosim/osdi``),
 keyed by the SHA-256 of the source, of the local files it includes, of the compiler version and of the
 compiler flags, so a model is compiled once per change. Writes are atomic: concurrent workers may compile the
-same model at once and each ends with a complete file.
+same model at once and each ends with a complete file. Before compiling, each source is checked for what
+OpenVAF silently gets wrong or refuses (`cosim.spice.va_check`, also `cosim check-va`), with one
+`VerilogAPitfallWarning` per finding, once per source content in a process.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 from cosim.spice.job import NetlistError, SimulatorNotFoundError
+from cosim.spice.va_check import VerilogAPitfallWarning, VerilogASyntaxError, check_va
 
 TOOLS_ENV = "COSIM_VACASK_BIN"
 """Environment variable naming a folder holding `openvaf-r` and `vacask`; when set, only that folder is searched."""
@@ -119,14 +123,17 @@ def compile_va(path: str | Path, *, compiler: str | Path | None = None, cache: s
     `compiler` is the `openvaf-r` executable (default: `locate_tool("openvaf-r")`), `cache` the cache folder
     (default: `cache_dir()`). Raises NetlistError with the compiler's message and the offending file:line on a
     compile error, SimulatorNotFoundError if the compiler is missing, FileNotFoundError if `path` is.
+    Warns (VerilogAPitfallWarning) about each pitfall `check_va` finds, the first time a content is seen.
     """
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"Verilog-A source {source} does not exist")
+    digest = source_digest(source)
+    _warn_pitfalls(source, digest)
     compiler = Path(compiler) if compiler is not None else locate_tool("openvaf-r")
     folder = Path(cache) if cache is not None else cache_dir()
     key = hashlib.sha256(
-        "\n".join([compiler_version(compiler), " ".join(COMPILE_FLAGS), source_digest(source)]).encode()
+        "\n".join([compiler_version(compiler), " ".join(COMPILE_FLAGS), digest]).encode()
     ).hexdigest()
     target = folder / f"{source.stem}-{key[:24]}.osdi"
     if target.is_file():
@@ -147,6 +154,25 @@ def compile_va(path: str | Path, *, compiler: str | Path | None = None, cache: s
         if os.path.exists(partial):
             os.unlink(partial)
     return target
+
+
+_checked_sources: set[str] = set()
+"""`source_digest`s of the sources already checked in this process: a content is warned about once."""
+
+
+def _warn_pitfalls(source: Path, digest: str) -> None:
+    """One VerilogAPitfallWarning per `check_va` finding (or one saying the check could not read the source)."""
+    if digest in _checked_sources:
+        return
+    _checked_sources.add(digest)
+    try:
+        findings = check_va(source)
+    except VerilogASyntaxError as error:
+        warnings.warn(f"cosim check-va could not read {source}, so it is compiled unchecked: {error}",
+                      VerilogAPitfallWarning, stacklevel=3)
+        return
+    for finding in findings:
+        warnings.warn(str(finding), VerilogAPitfallWarning, stacklevel=3)
 
 
 def _compile_error(source: Path, output: str) -> NetlistError:
