@@ -3,9 +3,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
 
 
 def _characterize(args: argparse.Namespace) -> int:
@@ -29,8 +52,14 @@ def _characterize(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from cosim.pipeline import run_main
+    from cosim.train.checkpoint import CheckpointError
+    from cosim.train.config import ConfigError
 
-    report = run_main(args.out, tuple(args.set))
+    try:
+        report = run_main(args.out, tuple(args.set))
+    except (ConfigError, CheckpointError) as err:
+        print(f"cosim run: {err}", file=sys.stderr)
+        return 1
     print(f"cosim run: done; open {report.resolve()}")
     return 0
 
@@ -58,7 +87,11 @@ def _check_va(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from cosim.report import build_report
 
-    print(f"cosim report: wrote {build_report(args.run_dir)}")
+    try:
+        print(f"cosim report: wrote {build_report(args.run_dir)}")
+    except FileNotFoundError as err:
+        print(f"cosim report: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -104,18 +137,29 @@ def _fit(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from cosim.spice import SimError
+    from cosim.spice.sweep import connect
     from cosim.train.config import ConfigError
     from cosim.verify.export import HardwareConfig
     from cosim.verify.runner import verify_run
 
+    if args.levels_file and Path(args.levels_file).suffix != ".json":
+        print(f"cosim verify: --levels-file {args.levels_file}: give the levels.json that `cosim characterize rram` "
+              "writes (its arrays are in the .npz beside it)", file=sys.stderr)
+        return 2
+    scheduler = None
     try:
+        if args.scheduler:  # before anything is computed: an unreachable scheduler fails at once
+            scheduler = connect(args.scheduler)
         hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", neuron_options={} if args.domains is None else {"n_domains": args.domains},
                             seed=args.seed)
-        summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, args.scheduler,
+        summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, scheduler,
                              max_steps=args.max_steps)
-    except (ConfigError, FileNotFoundError, ValueError, TypeError, RuntimeError, SimError) as err:
+    except (ConfigError, OSError, ValueError, TypeError, RuntimeError, SimError) as err:
         print(f"cosim verify: {err}", file=sys.stderr)
         return 1
+    finally:
+        if scheduler is not None:
+            scheduler.close()
     keys = ("prediction_agreement", "spike_count_agreement", "spike_time_error_s", "spice_metric",
             "surrogate_metric", "metric", "samples", "seconds")
     print(json.dumps({key: summary[key] for key in keys}, indent=1))
@@ -157,19 +201,22 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", help="artifact path (default: the shipped surrogates/<kind>.json)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the design of experiments (default 0)")
     fit.add_argument("--quick", action="store_true", help="a smaller design of experiments: a fast check")
-    fit.add_argument("--jobs", type=int, help="simulations at once (default: the machine's cores)")
+    fit.add_argument("--jobs", type=_count, help="simulations at once (default: the machine's cores)")
     fit.set_defaults(func=_fit)
 
     verify = sub.add_parser("verify", help="simulate a trained network's FeLIF layer in SPICE (RRAM crossbar + neuron "
                                            "circuits) and compare with the surrogate: verify.json")
     verify.add_argument("run_dir", help="the training run folder")
     verify.add_argument("--checkpoint", help="checkpoint file, or its name in RUN_DIR/checkpoints (default: newest)")
-    verify.add_argument("--samples", type=int, help="test samples to simulate (default: the run's verify.samples)")
-    verify.add_argument("--budget", type=float, metavar="SECONDS",
+    verify.add_argument("--samples", type=_count, help="test samples to simulate (default: the run's verify.samples)")
+    verify.add_argument("--budget", type=_seconds, metavar="SECONDS",
                         help="simulation CPU-time budget (default: the run's verify.cpu_budget_s)")
-    verify.add_argument("--max-steps", type=int, help="simulate only the first N coarse steps of each sample")
-    verify.add_argument("--scheduler", help="Dask scheduler address (default: local worker processes)")
-    verify.add_argument("--jobs", type=int, help="simulations at once (default: the machine's cores)")
+    verify.add_argument("--max-steps", type=_count, metavar="N",
+                        help="simulate only the first N coarse steps of each sample (default: the run's "
+                             "verify.max_steps)")
+    verify.add_argument("--scheduler", help="Dask scheduler address, tcp://HOST:PORT (default: local worker "
+                                            "processes)")
+    verify.add_argument("--jobs", type=_count, help="simulations at once (default: the machine's cores)")
     verify.add_argument("--programming", choices=["monte_carlo", "ideal"], default="monte_carlo",
                         help="RRAM devices drawn from the write-verify Monte Carlo (default) or exactly on target")
     verify.add_argument("--levels-file", help="programmed levels (levels.json of `cosim characterize rram`) instead "
@@ -181,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="build one HTML page with the plots and figures of a run folder")
     report.add_argument("run_dir", help="the run folder (e.g. runs/main)")
     report.set_defaults(func=_report)
+
     check_va = sub.add_parser("check-va", help="report what OpenVAF/OSDI silently gets wrong or refuses in Verilog-A "
                                                "sources (exit 1 on an error, 2 if a file cannot be read)")
     check_va.add_argument("files", nargs="+", metavar="FILE.va", help="Verilog-A sources")

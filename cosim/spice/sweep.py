@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import time
 import warnings
 import zipfile
@@ -42,6 +43,8 @@ from cosim.spice.pool import Outcome, default_pool
 if TYPE_CHECKING:
     from distributed import Client
 
+SCHEDULER_TIMEOUT_S = 5.0
+"""Time a Dask scheduler may take to answer, s, before `connect` gives up (Dask's own default waits 30 s)."""
 BATCH_SECONDS = 0.05
 """Wall-clock time a batch of jobs should take, s: long enough that the per-batch costs vanish next to sub-ms
 simulations, short enough that results are stored and counted many times a second."""
@@ -150,6 +153,22 @@ def _run_batch(jobs: list[SimJob]) -> tuple[list[Outcome], float]:
     return outcomes, time.perf_counter() - start
 
 
+def connect(address: str, timeout_s: float = SCHEDULER_TIMEOUT_S) -> Client:
+    """A client of the Dask scheduler at `address` ("tcp://host:port"); ConnectionError, naming the address,
+    if nothing listens there or no scheduler answers within `timeout_s` s."""
+    from distributed import Client
+    from distributed.comm import parse_address, parse_host_port
+
+    hint = "start one (`dask scheduler`) or leave the scheduler out to simulate on this machine"
+    try:
+        protocol, location = parse_address(address)
+        if protocol in ("tcp", "tls"):  # a plain socket says at once when nothing listens
+            socket.create_connection(parse_host_port(location), timeout=timeout_s).close()
+        return Client(address, timeout=timeout_s, set_as_default=False)
+    except (OSError, ValueError) as err:
+        raise ConnectionError(f"no Dask scheduler at {address!r} ({err or type(err).__name__}): {hint}") from None
+
+
 @contextmanager
 def _executor(n_jobs: int | None, scheduler: str | Client | None) -> Iterator[tuple[Executor, int]]:
     """Where batches run, and how many at once: threads of this process (as many as cores unless `n_jobs`
@@ -163,9 +182,7 @@ def _executor(n_jobs: int | None, scheduler: str | Client | None) -> Iterator[tu
         finally:
             executor.shutdown(cancel_futures=True)  # waits for the running batches: their workers go back idle
         return
-    from distributed import Client
-
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler, set_as_default=False)
+    client = connect(scheduler) if isinstance(scheduler, str) else scheduler
     executor = client.get_executor(pure=False)
     try:
         yield executor, n_jobs or sum(client.nthreads().values())

@@ -182,6 +182,17 @@ class TrainConfig:
 SECTIONS: dict[str, type] = typing.get_type_hints(TrainConfig)
 """The config's sections and their dataclasses."""
 SHIPPED = ("music", "tactile", "tactile-lif")
+MAX_NEURONS = 10_000
+"""Most neurons in a layer (model.hidden, 4 x model.encoding_repeat): 40x the largest shipped layer (256); a
+mistyped size (1e8) would otherwise try to allocate gigabytes."""
+MAX_BATCH = 4096
+"""Most samples per batch (data.batch_size, data.eval_batch_size): 32x the shipped 128, ~0.4 GB per state tensor
+of the tactile network."""
+MAX_SYNTHETIC_PER_CLASS = 10_000
+"""Most repetitions per class of the synthetic tactile set: 50x the published set's 200."""
+MAX_LR = 1.0
+"""Largest learning rate: Adamax moves each weight by up to lr per update, so beyond 1 nothing is learnt (and
+beyond 3.4e38 torch cannot even apply it)."""
 MAX_SUBSTEPS = 100_000
 """Most fine sub-steps of model.h per coarse step model.dt: 100x the shipped runs' 1000, already 100x their time
 per epoch; a mistyped h (1e-12 s) would otherwise run 1e9 sub-steps per coarse step without a word."""
@@ -252,17 +263,19 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     for name in ("train_subset", "valid_subset", "test_subset", "warmup_steps", "synthetic_seed", "split_seed"):
         if getattr(d, name) < 0:
             problems.append(f"data.{name} must be >= 0")
-    for name in ("batch_size", "eval_batch_size", "synthetic_per_class"):
-        if getattr(d, name) < 1:
-            problems.append(f"data.{name} must be >= 1")
+    for name, most in (("batch_size", MAX_BATCH), ("eval_batch_size", MAX_BATCH),
+                       ("synthetic_per_class", MAX_SYNTHETIC_PER_CLASS)):
+        if not 1 <= getattr(d, name) <= most:
+            problems.append(f"data.{name} must be in [1, {most}], got {getattr(d, name)}")
     if d.dataset in ("jsb", "braille") and not d.path:
         problems.append(f"data.path is needed for data.dataset = {d.dataset!r} (the data file)")
     music_data = d.dataset in _MUSIC_DATA
     if music_data != (m.network == "music"):
         problems.append(f"model.network = {m.network!r} does not go with data.dataset = {d.dataset!r} "
                         f"(music: {', '.join(_MUSIC_DATA)}; tactile: braille, synthetic_braille)")
-    if m.hidden < 1 or m.encoding_repeat < 1:
-        problems.append("model.hidden and model.encoding_repeat must be >= 1")
+    for name, most in (("hidden", MAX_NEURONS), ("encoding_repeat", MAX_NEURONS // 4)):  # 4 taxel channels
+        if not 1 <= getattr(m, name) <= most:
+            problems.append(f"model.{name} must be in [1, {most}], got {getattr(m, name)}")
     if m.bits is not None and m.bits not in (3, 4, 8):
         problems.append(f"model.bits must be \"float\", 8, 4 or 3, got {m.bits}")
     try:
@@ -310,8 +323,10 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
                                 f"model.{', model.'.join(mismatched)}")
         except (SurrogateFileError, ValueError) as err:
             problems.append(f"model.surrogate_file: {err}")
-    if not (o.lr > 0 and o.min_lr >= 0 and 0 < o.plateau_factor < 1 and o.plateau_patience >= 0):
-        problems.append("optimiser: need lr > 0, min_lr >= 0, 0 < plateau_factor < 1, plateau_patience >= 0")
+    if not (0 < o.lr <= MAX_LR and 0 <= o.min_lr <= MAX_LR and 0 < o.plateau_factor < 1 and o.plateau_patience >= 0):
+        problems.append(f"optimiser: need 0 < lr <= {MAX_LR:g}, 0 <= min_lr <= {MAX_LR:g}, 0 < plateau_factor < 1, "
+                        f"plateau_patience >= 0; got lr = {o.lr}, min_lr = {o.min_lr}, plateau_factor = "
+                        f"{o.plateau_factor}, plateau_patience = {o.plateau_patience}")
     if not all(0 <= b < 1 for b in o.betas):
         problems.append(f"optimiser.betas must be in [0, 1), got {list(o.betas)}")
     if o.scheduler == "plateau" and o.plateau_metric == "valid_loss" and not music_data:

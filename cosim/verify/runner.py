@@ -37,7 +37,7 @@ from cosim.spice import SimError, run_many
 from cosim.devices.plugins import neuron_device
 from cosim.surrogates.traces import Traces, compare
 from cosim.train.checkpoint import CHECKPOINTS, latest_checkpoint, load_checkpoint, write_atomic
-from cosim.train.config import TrainConfig, VerifyConfig, read_config
+from cosim.train.config import TrainConfig, VerifyConfig, read_config, validate
 from cosim.train.models import ModelOutput, build_model, device_level_table, fitted_surrogate
 from cosim.train.tasks import Batch, MusicTask, Task, make_task
 from cosim.verify.compare import SPICE_METRIC, prediction_agreement, raster, spice_traces, spike_summary
@@ -239,6 +239,7 @@ def verify_run(run_dir: str | Path, checkpoint: str | Path | None = None, sample
     changes = {k: v for k, v in (("samples", samples), ("cpu_budget_s", cpu_budget_s), ("max_steps", max_steps))
                if v is not None}
     vcfg = dataclasses.replace(cfg.verify, **changes)
+    validate(dataclasses.replace(cfg, verify=vcfg), where=f"verifying {run_dir} with {changes}")
     summary, plots = verify_model(model, task, vcfg, hw, run_dir / "verify", n_jobs, scheduler, progress,
                                   fitted=fitted_surrogate(cfg.model))
     summary = {"checkpoint": str(path), "epoch": load_checkpoint(path)["epoch"], **summary}
