@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from cosim.felif.layer import step_method
+from cosim.felif.physics import V_CLIP
 
 
 class ConfigError(ValueError):
@@ -193,6 +194,12 @@ MAX_SYNTHETIC_PER_CLASS = 10_000
 MAX_LR = 1.0
 """Largest learning rate: Adamax moves each weight by up to lr per update, so beyond 1 nothing is learnt (and
 beyond 3.4e38 torch cannot even apply it)."""
+PHYSICAL_RANGES = {
+    "dt": (1e-6, 1.0, "s", "one data step per coarse step (the shipped runs: 1 ms)"),
+    "current_scale": (1e-13, 1e-5, "A per weight unit", "below, inputs stay under the neuron's 10 pA discharge "
+                      "current; above, one 1 us step of a single unit lifts the 0.57 pF membrane by 17 V"),
+}
+"""Ranges (low, high, unit, reason) that model fields must lie in to describe a device that can exist."""
 MAX_SUBSTEPS = 100_000
 """Most fine sub-steps of model.h per coarse step model.dt: 100x the shipped runs' 1000, already 100x their time
 per epoch; a mistyped h (1e-12 s) would otherwise run 1e9 sub-steps per coarse step without a word."""
@@ -282,10 +289,16 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         step_method(m.method)
     except ValueError as err:
         problems.append(f"model.method: {err}")
-    for name in ("v_thr", "beta", "dt", "h", "current_scale"):
+    for name in ("beta", "h"):
         value = getattr(m, name)
         if not (math.isfinite(value) and value > 0):
             problems.append(f"model.{name} must be a finite number > 0, got {value}")
+    if not 0 < m.v_thr < V_CLIP:
+        problems.append(f"model.v_thr = {m.v_thr} V: the FeLIF membrane is held within +-{V_CLIP:g} V, so a "
+                        f"threshold it can cross is in (0, {V_CLIP:g}) V")
+    for name, (low, high, unit, why) in PHYSICAL_RANGES.items():
+        if not low <= getattr(m, name) <= high:
+            problems.append(f"model.{name} = {getattr(m, name)} {unit} is outside [{low:g}, {high:g}] {unit}: {why}")
     if m.h > m.dt:
         problems.append(f"model.h = {m.h} s must not exceed model.dt = {m.dt} s")
     elif m.h > 0 and m.dt / m.h > MAX_SUBSTEPS:

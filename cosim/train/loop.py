@@ -43,6 +43,10 @@ class TrainingDiverged(RuntimeError):
     """The loss or a gradient became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 
+class SilentLayerWarning(UserWarning):
+    """A spiking layer did not spike once in a training epoch."""
+
+
 EpochHook = Callable[[nn.Module, Task, TrainConfig, Path, int, bool], Any]
 """Called after an epoch with (model, task, config, run folder, epoch, progress): the periodic verification."""
 
@@ -150,7 +154,9 @@ class Trainer:
 
         Keys: epoch; lr (during the epoch); train_loss (and train_accuracy) averaged over the epoch's updates;
         <split>_loss, <split>_accuracy for each evaluated split; rate_<layer>_hz, the mean spike rate per neuron
-        of each spiking layer over the training epoch, Hz (spikes per coarse step / dt); outside_support_<module>,
+        of each spiking layer over the training epoch, Hz (spikes per coarse step / dt); silent_layers, the
+        spiking layers without a single spike in the training epoch, comma-separated ("" if none; each also
+        raises a `SilentLayerWarning`); outside_support_<module>,
         with a fitted surrogate, the fraction of its neuron-steps in this epoch's training and evaluation outside
         the fit's support (`cosim.surrogates.guard`; per epoch, so that a resumed run reports what an
         uninterrupted one does); epoch_seconds (training and evaluation wall time).
@@ -168,6 +174,12 @@ class Trainer:
             row.update({f"{split}_{key}": value for key, value in self.task.metrics(self.evaluate(split)).items()})
         for layer in layer_names(spikes):
             row[f"rate_{layer}_hz"] = spikes[layer] / max(1, spikes[f"{layer}_slots"]) / self.cfg.model.dt
+        silent = [layer for layer in layer_names(spikes) if spikes[layer] == 0]
+        row["silent_layers"] = ",".join(silent)
+        if silent:
+            warnings.warn(f"epoch {epoch}: layer(s) {', '.join(silent)} did not spike once in the training epoch: "
+                          "nothing downstream of them can learn (raise model.current_scale or lower model.v_thr)",
+                          SilentLayerWarning, stacklevel=2)
         for name, guard in guards.items():
             row[f"outside_support_{name}"] = guard.log_report()["fraction_outside"]
         row["epoch_seconds"] = time.perf_counter() - start

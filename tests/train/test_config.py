@@ -92,3 +92,16 @@ def test_a_fine_step_that_would_hang_the_run_is_refused():
     with pytest.raises(ConfigError, match=r"model.h = 1e-12 s makes 1e\+09 fine sub-steps .* at most 100000"):
         load_config("music", ["model.h=1e-12"])
     assert load_config("music", ["model.h=1e-8"]).model.h == 1e-8  # 1e5 sub-steps: slow, but allowed
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.v_thr=1e300", r"model.v_thr = 1e\+300 V: the FeLIF membrane is held within \+-5 V"),
+    ("model.v_thr=5.0", r"threshold it can cross is in \(0, 5\) V"),
+    ("model.v_thr=-1", r"model.v_thr = -1.0 V"),
+    ("model.current_scale=1.0", r"model.current_scale = 1.0 A per weight unit is outside \[1e-13, 1e-05\]"),
+    ("model.current_scale=nan", r"model.current_scale = nan"),
+    ("model.dt=10.0", r"model.dt = 10.0 s is outside \[1e-06, 1\] s"),
+])
+def test_physical_parameters_stay_in_ranges_a_device_can_have(override: str, message: str):
+    with pytest.raises(ConfigError, match=message):
+        load_config("music", [override])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from cosim.cli import main
 from cosim.data import DataFormatError
 from cosim.train.checkpoint import checkpoint_path, load_checkpoint, read_metrics
 from cosim.train.config import ConfigError, load_config
-from cosim.train.loop import Trainer, TrainingDiverged, train
+from cosim.train.loop import SilentLayerWarning, Trainer, TrainingDiverged, train
 
 TINY_FELIF = ["model.h=1e-5"]  # 100 fine sub-steps per coarse step instead of 1000: same code, faster
 
@@ -69,7 +70,7 @@ def test_tactile_run_on_synthetic_braille(tmp_path: Path):
     last = history[-1]
     assert set(last) >= {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "rate_encoding_hz",
                          "rate_hidden_hz", "rate_output_hz"}
-    assert all(np.isfinite(v) for v in last.values())
+    assert all(np.isfinite(v) for k, v in last.items() if k != "silent_layers")
     assert last["rate_output_hz"] > 0, "the FeLIF output layer never spiked: current gain too low"
 
 
@@ -159,3 +160,15 @@ def test_bad_inputs_give_clear_errors(jsb_file: Path, tmp_path: Path):
 def test_cli_reports_config_typos(capsys):
     assert main(["train", "--set", "modle.bits=3"]) == 1
     assert "did you mean 'model'" in capsys.readouterr().err
+
+
+def test_a_layer_silent_for_a_whole_epoch_is_warned_about_and_recorded(jsb_file: Path, tmp_path: Path):
+    cfg = music_config(jsb_file, tmp_path / "silent", "run.epochs=1", "model.current_scale=1e-13")
+    with pytest.warns(SilentLayerWarning, match="epoch 1: layer.s. hidden did not spike once"):
+        row, = train(cfg, progress=False)
+    assert row["rate_hidden_hz"] == 0 and row["silent_layers"] == "hidden"
+    assert read_metrics(tmp_path / "silent")[0]["silent_layers"] == "hidden"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SilentLayerWarning)
+        row, = train(music_config(jsb_file, tmp_path / "spiking", "run.epochs=1"), progress=False)
+    assert row["rate_hidden_hz"] > 0 and row["silent_layers"] == ""
