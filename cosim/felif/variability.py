@@ -31,19 +31,14 @@ class VariabilityConfig:
 
     d2d_sigma: float = 0.0
     """Device-to-device relative standard deviation of each varied parameter (0.01 and 0.1 in the paper)."""
-    c2c_sigma: float = 0.0
-    """Cycle-to-cycle relative standard deviation, drawn afresh on every step call."""
     seed: int = 0
     """Seed of the device-to-device draw: one network instance per seed."""
     fields: tuple[str, ...] = VARIED_FIELDS
     """Which FeLIFParameters fields vary."""
 
     def __post_init__(self) -> None:
-        for name in ("d2d_sigma", "c2c_sigma"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(
-                    f"VariabilityConfig.{name} must be >= 0 (relative spread), got {getattr(self, name)!r}"
-                )
+        if not self.d2d_sigma >= 0:
+            raise ValueError(f"VariabilityConfig.d2d_sigma must be >= 0 (relative spread), got {self.d2d_sigma!r}")
         known = set(FeLIFParameters.__dataclass_fields__)
         unknown = [f for f in self.fields if f not in known]
         if unknown:
@@ -53,10 +48,6 @@ class VariabilityConfig:
         """The parameters of this instance's n neurons (device-to-device draw from `seed`)."""
         generator = torch.Generator().manual_seed(self.seed)
         return device_to_device(params, n, self.d2d_sigma, self.fields, generator)
-
-    def step(self, step: StepFn) -> StepFn:
-        """`step` with this config's cycle-to-cycle variability (itself if c2c_sigma is 0)."""
-        return with_cycle_to_cycle(step, self.c2c_sigma, self.fields) if self.c2c_sigma > 0 else step
 
 
 def multipliers(

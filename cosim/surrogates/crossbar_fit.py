@@ -26,8 +26,7 @@ of experiments over array size, wire resistance, occupancy (fraction of active i
 sets the mean conductance); held-out random crossbars of other sizes validate it.
 
 `column_currents` (torch, differentiable in the inputs and the conductances) is the correction for training;
-`crossbar_linear` applies it to a weight matrix in level units; `crossbar_outputs` to a `Crossbar` (numpy, for
-verification). `load_crossbar` reads ``surrogates/crossbar.json`` (kind "crossbar").
+`crossbar_outputs` applies it to a `Crossbar` (numpy, for verification). `load_crossbar` reads ``surrogates/crossbar.json`` (kind "crossbar").
 
 Cost: two passes, each two matrix products over the device currents [..., rows, 2 cols] (1.8 M numbers for a
 batch of 128 through the 256 x 27 output layer): 0.4 s forward, 0.8 s forward + backward per step there, float32,
@@ -163,20 +162,6 @@ def column_currents(v_rows: torch.Tensor, g_plus: torch.Tensor, g_minus: torch.T
     lines = torch.stack([g_plus, g_minus], dim=-1).flatten(-2)
     currents = line_currents(v_rows, lines, model)
     return model.mirror_gain * (currents[..., 0::2] - currents[..., 1::2])
-
-
-def crossbar_linear(x: torch.Tensor, weight: torch.Tensor, model: CrossbarModel, g_zero: float,
-                    g_step: float) -> torch.Tensor:
-    """``x @ weight.T`` as the crossbar computes it, in the same units (with ideal wires: exactly x @ weight.T).
-
-    x: inputs [..., in] in 0..1 (the row voltage over v_read: spikes); weight: [out, in] in level units, one unit
-    a conductance difference g_step (S) of the pair, realised on a baseline g_zero (S): positive weights raise G+,
-    negative ones G- (e.g. from a `ConductanceLevels` t: g_zero = t.g_minus[t.max_level], g_step = t.g_unit).
-    """
-    g_plus = g_zero + torch.clamp(weight, min=0).T * g_step
-    g_minus = g_zero + torch.clamp(-weight, min=0).T * g_step
-    currents = column_currents(x * model.v_read, g_plus, g_minus, model)
-    return currents / (model.mirror_gain * model.v_read * g_step)
 
 
 def crossbar_outputs(crossbar: Crossbar, v_rows: np.ndarray, correction: ReadCorrection) -> np.ndarray:

@@ -173,12 +173,6 @@ def load_rram(path: str | Path | None = None, check_provenance: bool = True) -> 
     return RRAMSurrogate(artifact.load(path, kind=KIND, check_provenance=check_provenance), path)
 
 
-def rram_level_table(bits: int = 3, path: str | Path | None = None) -> ConductanceLevels:
-    """The level table of `bits`-bit weights from an RRAM surrogate (default: the shipped one), for
-    ``QuantizedLinear(..., bits=bits, level_table=...)``."""
-    return load_rram(path).level_table(bits)
-
-
 # ------------------------------------------------------------------------------------------------ read law
 
 

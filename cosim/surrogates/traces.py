@@ -49,13 +49,6 @@ class Traces:
         return mask
 
 
-def threshold_crossings(t: np.ndarray, v: np.ndarray, v_thr: float) -> np.ndarray:
-    """Times (s) where v rises through v_thr, linearly interpolated between samples."""
-    above = v > v_thr
-    i = np.flatnonzero(~above[:-1] & above[1:])
-    return t[i] + (v_thr - v[i]) * (t[i + 1] - t[i]) / (v[i + 1] - v[i])
-
-
 PAIRING_ISI_FRACTION = 0.25
 """Two spikes can be paired if they are at most this fraction of the reference's preceding ISI apart (and at
 least one coarse step)."""

@@ -17,7 +17,6 @@ from cosim.devices.fecap import (
 )
 from cosim.felif import physics
 from cosim.felif.physics import FeLIFParameters
-from cosim.felif.variability import VariabilityConfig
 from cosim.spice import run_many
 
 
@@ -104,16 +103,16 @@ def test_loop_figures(both_simulators):
     assert 0 < minor["remanent"] < 0.8 * major["remanent"]  # partial switching
 
 
-def test_sample_devices_is_the_training_models_draw():
+def test_sample_devices_is_reproducible_and_varies_only_the_varied_fields():
+    # (that verification simulates the trained network's own devices: tests/verify/test_hardware_of_run.py)
     params = FeCapParameters()
     devices = sample_devices(params, 5, 0.1, seed=3)
     again = sample_devices(params, 5, 0.1, seed=3)
     other = sample_devices(params, 5, 0.1, seed=4)
     assert devices == again and devices != other
-    varied = VariabilityConfig(d2d_sigma=0.1, seed=3).device_parameters(params.physics, 5)
-    for i, device in enumerate(devices):
+    for device in devices:
         for name in ("area", "e_a", "p_s", "i0", "t_fe", "t_int"):
-            assert getattr(device.physics, name) == pytest.approx(float(getattr(varied, name)[i]), rel=1e-12)
+            assert getattr(device.physics, name) != getattr(params.physics, name), name
         assert device.physics.tau0 == params.physics.tau0 and device.domain_factors() == params.domain_factors()
     spread = np.array([d.physics.e_a for d in sample_devices(params, 400, 0.1, seed=0)]) / params.physics.e_a
     assert spread.mean() == pytest.approx(1.0, abs=0.02) and spread.std() == pytest.approx(0.1, rel=0.15)

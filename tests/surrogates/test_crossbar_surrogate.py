@@ -15,7 +15,6 @@ from cosim.surrogates.crossbar_fit import (
     CrossbarModel,
     ReadCorrection,
     column_currents,
-    crossbar_linear,
     crossbar_outputs,
     design,
     fit_surrogate,
@@ -51,10 +50,6 @@ def test_ideal_wires_give_exactly_the_dot_product():
     assert crossbar.config.r_wire == 0.0
     predicted = crossbar_outputs(crossbar, v_rows, ReadCorrection(2.0, 3.0, 4.0))  # coefficients play no part
     np.testing.assert_allclose(predicted, crossbar.ideal_outputs(v_rows), rtol=1e-12)
-    weight = torch.randn(5, 24, dtype=torch.float64)
-    x = (torch.rand(3, 24, generator=torch.Generator().manual_seed(0)) < 0.5).double()
-    model = CrossbarModel(r_wire=0.0)
-    np.testing.assert_allclose(crossbar_linear(x, weight, model, 10e-6, 20e-6), x @ weight.T, rtol=1e-10, atol=1e-12)
 
 
 def test_analytic_correction_is_exact_to_first_order_against_ngspice():
@@ -113,9 +108,6 @@ def test_correction_is_differentiable_in_inputs_and_conductances():
     # 300 ohm per segment: an IR drop of tens of %, where the resummation is far from linear
     model = CrossbarModel(r_wire=300.0, correction=ReadCorrection(1.05, 0.97, 1.1))
     assert torch.autograd.gradcheck(lambda v, gp, gm: column_currents(v, gp, gm, model), (v_rows, g_plus, g_minus))
-    weight = torch.tensor(rng.uniform(-3, 3, (3, 6)), requires_grad=True)
-    x = torch.tensor(rng.uniform(0, 1, (4, 6)))
-    assert torch.autograd.gradcheck(lambda w: crossbar_linear(x, w, model, 10e-6, 20e-6), (weight,))
 
 
 def test_corrupted_or_mismatched_files_give_clear_errors(fitted, tmp_path):

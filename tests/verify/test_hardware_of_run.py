@@ -59,3 +59,16 @@ def test_each_neuron_of_a_surrogate_trained_network_gets_its_own_device_variatio
                                                                          if k not in names}
     assert len({_parameters(bank, j)["area"] for j in range(3)}) == 3
     assert isinstance(FeLIFCircuitParameters(), FeLIFCircuitParameters)
+
+
+def test_verification_simulates_the_training_models_devices():
+    """With the analytic physics and device-to-device variability, neuron j's circuit carries exactly the varied
+    parameters of neuron j of the network instance that was trained: fails if verification draws devices of its
+    own (`cosim.devices.fecap.sample_devices` with the same seed draws other ones)."""
+    cfg = load_config("music", ["model.variability_sigma=0.1"])
+    layer, bank = _circuits(cfg, 4)
+    for j in range(4):
+        params = _parameters(bank, j)
+        for name in VARIED_FIELDS:
+            assert math.isclose(params[name], float(getattr(layer.params, name)[j]), rel_tol=1e-6), (j, name)
+    assert len({_parameters(bank, j)["area"] for j in range(4)}) == 4
