@@ -280,9 +280,11 @@ def main() -> None:
 
     from tqdm import tqdm
 
+    from cosim.spice.progress import progress_bar
+
     results: dict = {}
     jobs = [(s, m) for s in args.shapes for m in args.methods]
-    for shape, method in tqdm(jobs, desc="processes", unit="run"):
+    for shape, method in progress_bar(jobs, desc="processes", unit="run"):
         spec = SHAPES[shape]
         steps = spec["quick_steps"] if args.quick else spec["steps"]
         repeats = args.repeats or (1 if args.quick else 3)

@@ -26,11 +26,11 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from cosim.felif import kernel  # noqa: E402
 from cosim.felif.physics import FeLIFParameters, initial_state  # noqa: E402
 from cosim.felif.step import StepConfig  # noqa: E402
+from cosim.spice.progress import progress_bar  # noqa: E402
 
 GOAL = 60e6
 CASES = [  # (integrator, sub-step h in s)
@@ -69,7 +69,7 @@ def main() -> None:
         for dtype in (torch.float32, torch.float64)
         for n in NEURONS
         for threads in (1, 2)
-        for _ in tqdm([0], desc=f"{integrator} h={h:g} {dtype} n={n} t={threads}", leave=False)
+        for _ in progress_bar([0], desc=f"{integrator} h={h:g} {dtype} n={n} t={threads}", leave=False)
     ]
     load_after = os.getloadavg()
     header = "| integrator | h | dtype | neurons | threads | M sub-steps/s (wall) | M sub-steps per CPU-s |"

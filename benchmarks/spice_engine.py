@@ -33,10 +33,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from cosim.spice import Circuit, SimJob, SimResult, Tran, run_many  # noqa: E402
 from cosim.spice.ngspice import render_deck  # noqa: E402
+from cosim.spice.progress import progress_bar  # noqa: E402
 from cosim.spice.vacask import read_rawfile  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -63,7 +63,7 @@ def timed_subprocesses(jobs: list[SimJob], ngspice: str) -> float:
     """Wall-clock seconds to run each job as its own `ngspice -b` process and read its rawfile."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cosim-bench-") as folder:
-        for i, job in enumerate(tqdm(jobs, desc="ngspice -b", unit="job", leave=False)):
+        for i, job in enumerate(progress_bar(jobs, desc="ngspice -b", unit="job", leave=False)):
             deck, raw = Path(folder) / f"{i}.cir", Path(folder) / f"{i}.raw"
             deck.write_text(render_deck(job).text)
             subprocess.run([ngspice, "-b", "-r", str(raw), str(deck)], check=True, capture_output=True)

@@ -25,9 +25,9 @@ from typing import Iterable, Iterator, Literal, NamedTuple, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from cosim.data.errors import DataFormatError
+from cosim.spice.progress import progress_bar
 
 PIANO_KEYS = 88
 """Columns of a full piano roll."""
@@ -306,7 +306,7 @@ def _parse_chorales(paths: Sequence[str], progress: bool) -> tuple[list[str], li
 
     kept, rolls, not_four_part, duplicates = [], [], [], []
     seen: set[bytes] = set()
-    for name in tqdm(paths, desc="parsing music21 chorales", unit="score", disable=not progress):
+    for name in progress_bar(paths, desc="parsing music21 chorales", unit="score", enabled=progress):
         try:
             score = corpus.parse(name)
         except Exception as err:  # music21 raises many types; say which file

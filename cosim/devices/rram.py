@@ -58,11 +58,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from tqdm import tqdm
 
 from cosim.devices.plugins import register_synapse
 from cosim.spice import Circuit, SimJob, Tran, run_many
 from cosim.spice.elements import Pwl, Resistor, SubcircuitInstance, VerilogAInstance, VoltageSource, number
+from cosim.spice.progress import progress_bar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_VA = REPO_ROOT / "models" / "rram.va"
@@ -541,7 +541,7 @@ def program_levels(n_devices: int, seed: int, mapping: LevelMapping = LevelMappi
     done = np.zeros(target.size, dtype=bool)
     trajectories = np.full((target.size, config.max_pulses + 1), np.nan)
 
-    bar = tqdm(total=target.size, desc="rram write-verify", unit="device", disable=not progress)
+    bar = progress_bar(total=target.size, desc="rram write-verify", unit="device", enabled=progress)
     for round_ in range(config.max_pulses + 1):
         active = np.flatnonzero(~done)
         if active.size == 0:

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
-from tqdm.auto import tqdm
 
 from cosim.spice.job import SimError, SimJob, SimResult
 from cosim.spice.pool import Outcome, default_pool
+from cosim.spice.progress import progress_bar
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -216,8 +216,8 @@ def run_many(jobs: Iterable[SimJob], *, n_jobs: int | None = None, scheduler: st
             pending.append(slot)
     failed = 0
     pace = _Pace()
-    with tqdm(total=len(jobs), initial=len(jobs) - len(pending), disable=not progress, desc="simulations",
-              unit="job") as bar, _executor(n_jobs, scheduler) as (executor, workers):
+    with progress_bar(total=len(jobs), initial=len(jobs) - len(pending), enabled=progress, desc="simulations",
+                      unit="job") as bar, _executor(n_jobs, scheduler) as (executor, workers):
         batches = _batches(pending, workers, pace)
 
         def submit(batch: list[int]) -> Future:

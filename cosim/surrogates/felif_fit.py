@@ -35,10 +35,10 @@ from typing import Protocol
 
 import numpy as np
 from scipy.optimize import least_squares
-from tqdm.auto import tqdm
 
 from cosim.felif.physics import FeLIFParameters
 from cosim.felif.step import StepConfig
+from cosim.spice.progress import progress_bar
 from cosim.surrogates.artifact import SurrogateArtifact, default_path, make_provenance, save
 from cosim.surrogates.doe import Stimulus, design
 from cosim.surrogates.felif import KIND, STEP_FIELDS, parameter_table
@@ -298,7 +298,7 @@ def fit(
     spread = np.array([START_SPREAD if p.log else START_SPREAD_V for p in fitted])
     inits = [x0] + [np.clip(x0 + spread * rng.standard_normal(len(x0)), lower, upper) for _ in range(config.starts - 1)]
     began = time.perf_counter()
-    with tqdm(disable=not progress, desc="FeLIF fit", unit="model run") as bar:
+    with progress_bar(enabled=progress, desc="FeLIF fit", unit="model run") as bar:
         objective = _Objective(stimuli, reference, start, fitted, config, bar)
         initial = objective(x0)
         solutions = []

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cosim.spice.progress import progress_bar
 from cosim.train.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
                                     set_rng_state, write_atomic, write_metrics)
 from cosim.train.config import ConfigError, TrainConfig, differences, read_config, to_toml
@@ -58,7 +59,7 @@ class Trainer:
         cfg: the configuration.
         resume: continue the run in cfg.run.out from its newest checkpoint; without it the run folder must not
             hold a run already.
-        progress: show a tqdm progress bar per epoch.
+        progress: show a progress bar per epoch (`cosim.spice.progress`) and print each epoch's metrics.
     """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
@@ -194,9 +195,9 @@ class Trainer:
         self.model.train()
         sums, spikes = Sums(), Sums()
         size = self.cfg.data.batch_size
-        bar = tqdm(self.task.batches("train", size, self.order), total=self.task.n_batches("train", size),
-                   desc=f"epoch {epoch}/{self.cfg.run.epochs}", unit="batch", disable=not self.progress,
-                   leave=False)
+        bar = progress_bar(self.task.batches("train", size, self.order), total=self.task.n_batches("train", size),
+                           desc=f"epoch {epoch}/{self.cfg.run.epochs}", unit="batch", enabled=self.progress,
+                           leave=False)
         for index, batch in enumerate(bar, start=1):
             self.optimiser.zero_grad(set_to_none=True)
             output = self.model(batch.inputs)
