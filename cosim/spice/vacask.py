@@ -11,11 +11,12 @@ lower-case, axis ``time``, ``frequency`` or, for a DC sweep, the swept source's 
 dots: a Verilog-A internal node is ``v(instance.node)``, a branch other than a source's (e.g. a Verilog-A
 voltage contribution) ``i(instance.branch)``.
 
-Netlists from elsewhere are data: unless `SimJob.allow_shell` is set, netlist text with `control` blocks
-(which can run Python post-processing) or `embed` (writes files) is refused, and so is `include` or `load` of
-an absolute path or one leaving the work folder (`..`): relative names resolve in the empty work folder and
-then in VACASK's own library (e.g. `load "spice/diode.osdi"`). List files in `Circuit.includes` and Verilog-A
-sources in `Circuit.verilog_a` instead.
+Netlists from elsewhere are data: unless `SimJob.allow_shell` is set, only instances and the statements
+`model`, `subckt`/`ends`, `parameters`, `global`, `ground` and `load` of a plain relative library name are
+accepted (`cosim.spice.safety.check_vacask`): relative names resolve in the empty work folder and then in
+VACASK's own library (e.g. `load "spice/diode.osdi"`). `control` blocks (which can run Python post-processing),
+`embed` (writes files) and `include` (reads any file) are refused: list files in `Circuit.includes` and
+Verilog-A sources in `Circuit.verilog_a` instead.
 
 Retry policy on non-convergence: operating points (op, dc sweeps, and those under ac and tran) use VACASK's
 own homotopy (gmin stepping, then source stepping). A transient that still fails is run once more with the
@@ -39,6 +40,7 @@ from cosim.spice.elements import CurrentSource, VoltageSource, number
 from cosim.spice.job import (
     Ac, Analysis, DcSweep, NetlistError, Op, SimError, SimJob, SimResult, SimulationError, Tran,
 )
+from cosim.spice.safety import check_vacask
 from cosim.spice.veriloga import compile_va, compiler_version, locate_tool, source_digest
 
 NETLIST_NAME = "circuit.sim"
@@ -50,11 +52,6 @@ LOG_TAIL_LINES = 40
 _ANALYSIS_NAME = {"op": "op1", "dc": "dc1", "ac": "ac1", "tran": "tran1"}
 _ERROR_LOCATION = re.compile(r"^(?P<line>\d+):(?P<col>\d+) \(0x[0-9a-f]+\) in (?P<file>.+)$", re.MULTILINE)
 _BANNER_VERSION = re.compile(r"This is vacask (\S+?)\.?$", re.MULTILINE)
-RISKY_STATEMENTS = ("control", "embed", "postprocess")
-"""VACASK statements refused in netlist text unless `SimJob.allow_shell` (see the module docstring)."""
-FILE_STATEMENTS = ("include", "load")
-"""VACASK statements refused with an absolute or parent-relative path unless `SimJob.allow_shell`."""
-_QUOTED = re.compile(r'"([^"]*)"')
 
 
 # ------------------------------------------------------------------------------------------------ rawfiles
@@ -144,42 +141,41 @@ def vector_name(raw_name: str) -> str:
 
 
 def render_netlist(job: SimJob, osdi_files: tuple[Path, ...] = ()) -> str:
-    """The VACASK netlist of `job`: compiled models loaded, elements, netlist text, includes, one analysis."""
-    circuit = job.circuit
-    lines = [" ".join(circuit.title.split()) or "cosim circuit"]  # VACASK reads the first line as the title
+    """The VACASK netlist of `job`: compiled models loaded, elements, netlist text, includes, one analysis.
+
+    Refuses unsafe text (`cosim.spice.safety.check_vacask`) unless the job sets `allow_shell`.
+    """
+    body = circuit_lines(job)
+    check_vacask(body, allow_shell=job.allow_shell)
+    lines = [" ".join(job.circuit.title.split()) or "cosim circuit"]  # VACASK reads the first line as the title
     lines += [f'load "{path}"' for path in osdi_files]
-    preamble = dict.fromkeys(line for element in circuit.elements for line in element.vacask_preamble())
-    lines += preamble
-    if circuit.parameters:
-        lines.append("parameters " + " ".join(f"{name}={number(value)}" for name, value in circuit.parameters))
-    lines += [element.vacask() for element in circuit.elements]
-    if circuit.netlist.strip():
-        check_netlist_text(circuit.netlist, "netlist", allow_shell=job.allow_shell)
-        lines.append(circuit.netlist.rstrip())
-    for include in circuit.includes:
-        if not Path(include).is_file():
-            raise NetlistError(f"include file {include!r} (listed in Circuit.includes) does not exist")
-        text = Path(include).read_text()
-        check_netlist_text(text, include, allow_shell=job.allow_shell)
-        lines += [f"// include {include}", text.rstrip()]
+    lines += [text for text, _ in body]
     lines += ["control", "  abort always", *("  " + line for line in _analysis_lines(job)), "endc"]
     return "\n".join(lines) + "\n"
 
 
-def check_netlist_text(text: str, origin: str, *, allow_shell: bool) -> None:
-    """Refuse VACASK statements that run programs or touch files outside VACASK's library (see the module
-    docstring), unless `allow_shell`. `origin` names the text in the error ("netlist" or an include path)."""
-    if allow_shell:
-        return
-    for number_, line in enumerate(text.splitlines(), 1):
-        word = re.split(r"[\s(]", line.strip(), maxsplit=1)[0].lower()
-        paths = _QUOTED.findall(line)
-        outside = any(Path(p).is_absolute() or ".." in Path(p).parts for p in paths)
-        if word in RISKY_STATEMENTS or (word in FILE_STATEMENTS and (outside or not paths)):
-            raise NetlistError(
-                f"refused VACASK statement {word!r} at {origin} line {number_}: it can run programs or read/write "
-                "files; the analysis comes from SimJob.analysis, files from Circuit.includes and Verilog-A from "
-                "Circuit.verilog_a (set SimJob.allow_shell to run it anyway)", line)
+def circuit_lines(job: SimJob) -> list[tuple[str, str]]:
+    """(text, origin) of the circuit's lines: element preambles, parameters, elements, netlist text, includes.
+
+    Lines are split at newlines only, as VACASK splits them.
+    """
+    circuit = job.circuit
+    lines = [(line, "generated") for line in
+             dict.fromkeys(line for element in circuit.elements for line in element.vacask_preamble())]
+    if circuit.parameters:
+        lines.append(("parameters " + " ".join(f"{name}={number(value)}" for name, value in circuit.parameters),
+                      "generated"))
+    for element in circuit.elements:
+        label = f"element {getattr(element, 'name', type(element).__name__)}"
+        lines += [(text, label) for text in element.vacask().split("\n")]
+    if circuit.netlist.strip():
+        lines += [(text, f"netlist line {n}") for n, text in enumerate(circuit.netlist.rstrip().split("\n"), 1)]
+    for include in circuit.includes:
+        if not Path(include).is_file():
+            raise NetlistError(f"include file {include!r} (listed in Circuit.includes) does not exist")
+        lines.append((f"// include {include}", "generated"))
+        lines += [(text, f"{include}:{n}") for n, text in enumerate(Path(include).read_text().rstrip().split("\n"), 1)]
+    return lines
 
 
 def _analysis_lines(job: SimJob) -> list[str]:
