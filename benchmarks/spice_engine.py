@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 def sweep(count: int) -> list[SimJob]:
     """`count` RC transients with different resistors, 200 output points each."""
     return [SimJob(Circuit(f"V1 in 0 pulse(0 1 0 1n 1n 1 2)\nR1 in out {1000 + i}\nC1 out 0 1u"),
-                   Tran(stop=5e-3, step=2.5e-5), outputs=("v(out)",), name=f"rc{i}") for i in range(count)]
+                   Tran(step=2.5e-5, stop=5e-3), outputs=("v(out)",), name=f"rc{i}") for i in range(count)]
 
 
 def timed_sweep(jobs: list[SimJob], n_jobs: int) -> float:

@@ -73,7 +73,7 @@ def spice_job(crossbar: Crossbar, spikes: np.ndarray, neuron: FeLIFCircuitParame
     outputs += tuple(v for j in range(COLS) for v in domain_vectors(f"xn{j}.xfe", neuron.fecap.n_domains))
     circuit = Circuit(netlist=body, title=f"crossbar {ROWS}x{COLS} + {COLS} FeLIF", **files)
     stop = len(spikes) * crossbar.config.dt
-    return SimJob(circuit, Tran(stop=stop, step=NEURON_MAX_STEP, max_step=NEURON_MAX_STEP, method="gear"),
+    return SimJob(circuit, Tran(step=NEURON_MAX_STEP, stop=stop, max_step=NEURON_MAX_STEP, method="gear"),
                   outputs=outputs, name="surrogate_vs_spice", timeout=3600.0)
 
 

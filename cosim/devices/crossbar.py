@@ -300,8 +300,7 @@ class Crossbar:
             default_outputs = tuple(f"v(in{j})" for j in range(self.cols))
             max_step, method = neurons.max_step, neurons.method
         step = step or cfg.dt / 10
-        analysis = Tran(stop=len(spikes) * cfg.dt, step=min(step, max_step or step), max_step=max_step,
-                        method=method)
+        analysis = Tran(step=min(step, max_step or step), stop=len(spikes) * cfg.dt, max_step=max_step, method=method)
         return SimJob(circuit=self._circuit(body, f"crossbar {self.rows}x{self.cols} transient", includes),
                       analysis=analysis, outputs=outputs or default_outputs, simulator="ngspice", name=name,
                       timeout=timeout)

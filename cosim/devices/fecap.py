@@ -383,7 +383,7 @@ def pv_loop_job(params: FeCapParameters, amplitude: float, frequency: float, *, 
                                 device),
                       **fecap_files(params, simulator))
     step = 1.0 / (frequency * PV_POINTS_PER_PERIOD)
-    return SimJob(circuit, Tran(stop=periods / frequency, step=step, max_step=step, method="gear"),
+    return SimJob(circuit, Tran(step=step, stop=periods / frequency, max_step=step, method="gear"),
                   outputs=("v(a)",) + domain_vectors(device.ref, params.n_domains), simulator=simulator,
                   name=name or f"{simulator} pv {amplitude:g}V {frequency:g}Hz")
 

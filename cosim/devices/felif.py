@@ -338,7 +338,7 @@ def current_step_job(params: FeLIFCircuitParameters, current: float, stop: float
         CurrentSource("Iin", "0", "mem", waveform=Pwl(((0.0, 0.0), (1e-9, current)))), neuron),
         **circuit_files(params, simulator))
     outputs = ("v(mem)", "v(spk)") + domain_vectors(f"{NEURON_REF}.xfe", params.fecap.n_domains)
-    return SimJob(circuit, Tran(stop=stop, step=max_step, max_step=max_step, method="gear"), outputs=outputs,
+    return SimJob(circuit, Tran(step=max_step, stop=stop, max_step=max_step, method="gear"), outputs=outputs,
                   simulator=simulator, name=name or f"{simulator} felif {current * 1e9:g} nA")
 
 

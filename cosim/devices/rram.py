@@ -337,7 +337,7 @@ def iv_loop_job(params: RRAMParameters = RRAMParameters(), simulator: Simulator 
                 rram_element("dut", "te", "0", params, simulator))
     step = period / points
     return SimJob(circuit=device_circuit(elements, simulator, title="rram I-V loop"),
-                  analysis=Tran(stop=period, step=step, max_step=step),
+                  analysis=Tran(step=step, stop=period, max_step=step),
                   outputs=("v(in)", "v(te)", "i(vin)"), simulator=simulator, name=f"rram-iv-{simulator}")
 
 
@@ -405,7 +405,7 @@ def _round_job(devices: list[RRAMParameters], amplitudes: np.ndarray, v_read: fl
         elements.append(rram_element(f"d{k}", f"te{k}", "0", device, simulator))
         outputs += [gap_vector(elements[-1]), f"i(vp{k})", f"v(te{k})"]
     return SimJob(circuit=device_circuit(tuple(elements), simulator, title="rram write-verify round"),
-                  analysis=Tran(stop=config.duration, step=config.edge, max_step=config.edge),
+                  analysis=Tran(step=config.edge, stop=config.duration, max_step=config.edge),
                   outputs=tuple(outputs), simulator=simulator, name=label)
 
 

@@ -44,16 +44,20 @@ class SimulatorNotFoundError(SimError):
     """A simulator, compiler or shared library the job needs is not installed."""
 
 
-@dataclass(frozen=True)
+# Analyses take keyword arguments only, named and ordered as in SPICE's cards (.tran tstep tstop ...), so that a
+# call in another order fails instead of swapping two values.
+
+
+@dataclass(frozen=True, kw_only=True)
 class Op:
-    """DC operating point."""
+    """DC operating point (``.op``)."""
 
     kind: Literal["op"] = "op"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DcSweep:
-    """DC sweep of one independent source."""
+    """DC sweep of one independent source (``.dc source start stop step``)."""
 
     source: str
     """Name of the swept source (e.g. "V1")."""
@@ -66,27 +70,27 @@ class DcSweep:
     kind: Literal["dc"] = "dc"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Ac:
-    """Small-signal AC analysis, logarithmic in frequency."""
+    """Small-signal AC analysis, logarithmic in frequency (``.ac dec points_per_decade start stop``)."""
 
+    points_per_decade: int = 20
+    """Points per decade."""
     start: float
     """First frequency, Hz."""
     stop: float
     """Last frequency, Hz."""
-    points_per_decade: int = 20
-    """Points per decade."""
     kind: Literal["ac"] = "ac"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Tran:
-    """Transient analysis."""
+    """Transient analysis (``.tran step stop 0 max_step [uic]``)."""
 
-    stop: float
-    """End time, s."""
     step: float
     """Output (and suggested) time step, s."""
+    stop: float
+    """End time, s."""
     max_step: float | None = None
     """Largest internal time step, s (None: simulator default)."""
     uic: bool = False

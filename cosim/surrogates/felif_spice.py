@@ -73,7 +73,7 @@ class CircuitReference:
             CurrentSource("Iin", "0", "mem", waveform=stimulus.pwl()), neuron_element(NEURON, "mem", "spk", self.circuit)),
             **circuit_files(self.circuit, self.simulator))
         outputs = ("v(mem)", "v(spk)") + domain_vectors(f"{NEURON}.xfe", self.circuit.fecap.n_domains)
-        return SimJob(circuit, Tran(stop=stimulus.duration, step=self.max_step, max_step=self.max_step, method="gear"),
+        return SimJob(circuit, Tran(step=self.max_step, stop=stimulus.duration, max_step=self.max_step, method="gear"),
                       outputs=outputs, simulator=self.simulator, name=f"felif {stimulus.name}", timeout=600.0)
 
     def traces(self, stimulus: Stimulus, result: SimResult, sample_every: float) -> Traces:

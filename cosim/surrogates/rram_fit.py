@@ -199,7 +199,7 @@ def read_sweep_job(means_s: np.ndarray, mapping: LevelMapping, seed: int,
     # reltol: ngspice's default (1e-3) would show in the fitted law as a 0.1 % solver error
     job = SimJob(circuit=device_circuit(tuple(elements), "ngspice", netlist=".options reltol=1e-6",
                                         title="rram read sweep"),
-                 analysis=Tran(stop=READ_SWEEP_TIME, step=step, max_step=step),
+                 analysis=Tran(step=step, stop=READ_SWEEP_TIME, max_step=step),
                  outputs=("v(a)",) + tuple(f"i(vs{k})" for k in range(len(devices))) + tuple(gaps),
                  name="rram-read-sweep")
     return job, conductance

@@ -35,7 +35,7 @@ def test_read_current_matches_python_and_a_long_read_does_not_disturb_the_state(
     read_time = 1e-3  # one coarse step of the crossbar
     device = rram_element("d", "te", "0", params, simulator)
     elements = (VoltageSource("Vr", "te", "0", dc=0.1), device)
-    job = SimJob(device_circuit(elements, simulator), Tran(stop=read_time, step=read_time / 50),
+    job = SimJob(device_circuit(elements, simulator), Tran(step=read_time / 50, stop=read_time),
                  outputs=("i(vr)", gap_vector(device)), simulator=simulator)
     result = run(job)
     expected = read_current(0.1, 1.2e-9, params)

@@ -52,7 +52,7 @@ def on_grid(result, vector: str, grid: np.ndarray) -> np.ndarray:
     (SOURCES, ("v(s)", "v(s2)", "i(v2)", "v(w)", "v(w2)", "i(l3)", "v(d)", "v(dk)", "i(v4)")),
 ], ids=["rc", "sources"])
 def test_transients_agree(circuit, vectors):
-    ngspice, vacask = both(circuit, Tran(stop=5e-3, step=1e-5, max_step=1e-5))
+    ngspice, vacask = both(circuit, Tran(step=1e-5, stop=5e-3, max_step=1e-5))
     grid = np.linspace(0.0, 5e-3, 2001)
     for vector in vectors:
         error = nrmse(on_grid(ngspice, vector, grid), on_grid(vacask, vector, grid))
@@ -61,14 +61,14 @@ def test_transients_agree(circuit, vectors):
 
 def test_rc_transient_matches_analytic_on_both():
     # First rising edge: v(out) = 1 - exp(-(t - t0)/RC) after the 1 us ramp (t0 at its middle), until the fall.
-    for result in both(RC, Tran(stop=1e-3, step=1e-5, max_step=1e-5)):
+    for result in both(RC, Tran(step=1e-5, stop=1e-3, max_step=1e-5)):
         t = result.x[result.x > 0.2e-3]
         expected = 1 - np.exp(-(t - 0.1e-3 - 0.5e-6) / (R * C))
         np.testing.assert_allclose(result["v(out)"][result.x > 0.2e-3], expected, atol=2e-3)
 
 
 def test_ac_agrees_and_has_the_rc_corner():
-    ngspice, vacask = both(RC, Ac(start=1.0, stop=1e5, points_per_decade=10))
+    ngspice, vacask = both(RC, Ac(points_per_decade=10, start=1.0, stop=1e5))
     np.testing.assert_allclose(vacask.x, ngspice.x, rtol=1e-9)
     expected = 1 / (1 + 2j * np.pi * ngspice.x * R * C)
     for result in (ngspice, vacask):
@@ -85,7 +85,7 @@ def test_operating_point_and_diode_sweep_agree():
         assert float(vacask[vector]) == pytest.approx(float(ngspice[vector]), abs=1e-12)
     assert float(vacask["v(out)"]) == pytest.approx(0.5)  # the source's dc value, not its pulse at t = 0
 
-    ngspice, vacask = both(SOURCES, DcSweep("V4", -1.0, 1.0, 0.05))
+    ngspice, vacask = both(SOURCES, DcSweep(source="V4", start=-1.0, stop=1.0, step=0.05))
     assert vacask.axis == ngspice.axis == "v4"
     np.testing.assert_allclose(vacask.x, ngspice.x, atol=1e-12)
     assert float(ngspice["v(dk)"][-1]) > 0.2  # the diode conducts at the end of the sweep

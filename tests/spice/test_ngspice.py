@@ -22,7 +22,7 @@ RC_LOWPASS = "V1 in 0 dc 0 ac 1 pulse(0 1 0 1n 1n 1 2)\nR1 in out {r}\nC1 out 0 
 def rc_job(r: float = 1e3, c: float = 1e-6, **job) -> SimJob:
     """RC low-pass driven by a 1 V step at t = 0 (1 ns rise); R in ohm, C in F."""
     circuit = Circuit(RC_LOWPASS, title="rc low-pass", parameters=(("r", r), ("c", c)))
-    return SimJob(circuit, job.pop("analysis", Tran(stop=5 * r * c, step=r * c / 100)), **job)
+    return SimJob(circuit, job.pop("analysis", Tran(step=r * c / 100, stop=5 * r * c)), **job)
 
 
 def test_rc_transient_matches_analytic_charging_curve():
@@ -38,7 +38,7 @@ def test_rc_transient_matches_analytic_charging_curve():
 def test_diode_dc_sweep_follows_shockley_with_model_is_and_n():
     saturation, emission = 1e-14, 1.5
     circuit = Circuit(f"V1 a 0 0\nD1 a 0 dmod\n.model dmod d(is={saturation} n={emission})")
-    result = run(SimJob(circuit, DcSweep("V1", 0.0, 0.8, 0.01)))
+    result = run(SimJob(circuit, DcSweep(source="V1", start=0.0, stop=0.8, step=0.01)))
     voltage, current = result.x, -result["i(v1)"]  # i(v1) flows into V1's + terminal: minus the diode current
     assert result.axis == "v1" and voltage[0] == 0.0 and voltage[-1] == pytest.approx(0.8)
     assert np.all(np.diff(current) > 0)
@@ -53,7 +53,7 @@ def test_diode_dc_sweep_follows_shockley_with_model_is_and_n():
 
 def test_ac_rc_lowpass_corner_at_one_over_two_pi_rc():
     r, c = 1e3, 1e-6
-    result = run(rc_job(r, c, analysis=Ac(start=10, stop=10e3, points_per_decade=100), outputs=("v(out)",)))
+    result = run(rc_job(r, c, analysis=Ac(points_per_decade=100, start=10, stop=10e3), outputs=("v(out)",)))
     assert result.axis == "frequency" and result.x.dtype == np.float64
     assert np.iscomplexobj(result["v(out)"])
     gain_db = 20 * np.log10(np.abs(result["v(out)"]))
@@ -157,7 +157,7 @@ def test_job_fields_cannot_smuggle_in_cards():
     with pytest.raises(NetlistError, match="single words"):
         render_deck(SimJob(Circuit("V1 in 0 1"), Op(), outputs=("v(in)" + control,)))
     with pytest.raises(NetlistError, match="'shell'"):
-        render_deck(SimJob(Circuit("V1 in 0 1"), DcSweep("V1" + control, 0, 1, 0.1)))
+        render_deck(SimJob(Circuit("V1 in 0 1"), DcSweep(source="V1" + control, start=0, stop=1, step=0.1)))
     with pytest.raises(NetlistError, match="not a number"):
         render_deck(SimJob(Circuit("V1 in 0 {x}", parameters=(("x", "1" + control),)), Op()))
     with pytest.raises(NetlistError, match="not a valid SPICE identifier"):

@@ -26,17 +26,17 @@ from cosim.spice.worker import ORPHAN_GRACE_S
 def transient(r: float, points: int = 2500) -> SimJob:
     """A small RC transient with `points` output points, R in ohm."""
     circuit = Circuit(f"V1 in 0 pulse(0 1 0 1n 1n 1 2)\nR1 in out {r}\nC1 out 0 1u")
-    return SimJob(circuit, Tran(stop=5e-3, step=5e-3 / points), name=f"rc {r:g}")
+    return SimJob(circuit, Tran(step=5e-3 / points, stop=5e-3), name=f"rc {r:g}")
 
 
 # ~10^10 time steps: runs until it is stopped
-ENDLESS = SimJob(Circuit("V1 in 0 sin(0 1 1k)\nR1 in out 1k\nC1 out 0 1u"), Tran(stop=10.0, step=1e-9, max_step=1e-9))
+ENDLESS = SimJob(Circuit("V1 in 0 sin(0 1 1k)\nR1 in out 1k\nC1 out 0 1u"), Tran(step=1e-9, stop=10.0, max_step=1e-9))
 
 
 def sleeping(seconds: float, timeout: float = 120.0) -> SimJob:
     """A tiny transient whose job takes `seconds` in a shell command (wall-clock time without CPU time)."""
     return SimJob(Circuit(f"V1 in 0 1\nR1 in out 1k\nC1 out 0 1u\n.control\nshell sleep {seconds}\n.endc"),
-                  Tran(stop=1e-3, step=1e-5), timeout=timeout, allow_shell=True, name=f"sleep {seconds}")
+                  Tran(step=1e-5, stop=1e-3), timeout=timeout, allow_shell=True, name=f"sleep {seconds}")
 
 
 @pytest.fixture
@@ -194,11 +194,11 @@ PARENT = f"""
 import json, threading, time
 from cosim.spice import Circuit, SimJob, Tran, WorkerPool
 pool = WorkerPool()
-endless = SimJob(Circuit({ENDLESS.circuit.netlist!r}), Tran(stop=10.0, step=1e-9, max_step=1e-9), timeout=600)
+endless = SimJob(Circuit({ENDLESS.circuit.netlist!r}), Tran(step=1e-9, stop=10.0, max_step=1e-9), timeout=600)
 threading.Thread(target=pool.run, args=(endless,), daemon=True).start()
 while not pool.worker_pids():
     time.sleep(0.02)
-pool.run(SimJob(Circuit("V1 in 0 1\\nR1 in out 1k\\nC1 out 0 1u"), Tran(stop=1e-3, step=1e-5)))
+pool.run(SimJob(Circuit("V1 in 0 1\\nR1 in out 1k\\nC1 out 0 1u"), Tran(step=1e-5, stop=1e-3)))
 print(json.dumps(pool.worker_pids()), flush=True)
 time.sleep(600)
 """

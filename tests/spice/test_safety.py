@@ -116,7 +116,7 @@ def test_every_ngspice_file_variant_is_refused_and_really_reads_the_file(tmp_pat
     for body in ngspice_file_variants(tmp_path):
         with pytest.raises(NetlistError, match="allow_shell"):
             run(ngspice_job(body, allow_shell=False))
-        result = run(SimJob(Circuit(f"V1 in 0 1\nR1 in 0 1k\n{body}"), Tran(stop=1e-3, step=1e-4),
+        result = run(SimJob(Circuit(f"V1 in 0 1\nR1 in 0 1k\n{body}"), Tran(step=1e-4, stop=1e-3),
                             allow_shell=True))
         assert result["v(probe)"][-1] == pytest.approx(PROBE_VOLTS), f"ngspice did not read the file of {body!r}"
 

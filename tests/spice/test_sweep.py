@@ -23,7 +23,7 @@ def rc_sweep(count: int) -> list[SimJob]:
     """`count` RC transients with different R and C, 200 output points each."""
     return [SimJob(Circuit("V1 in 0 pulse(0 1 0 1n 1n 1 2)\nR1 in out {r}\nC1 out 0 {c}",
                            parameters=(("r", 500.0 + 37 * i), ("c", 1e-6 * (1 + i % 5)))),
-                   Tran(stop=2e-3, step=1e-5), name=f"rc{i}") for i in range(count)]
+                   Tran(step=1e-5, stop=2e-3), name=f"rc{i}") for i in range(count)]
 
 
 def assert_same_results(a: list, b: list) -> None:

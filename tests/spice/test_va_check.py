@@ -86,7 +86,7 @@ def conductance(model: str, module: str, waveform: Pwl, stop: float, times: list
     """I/V (S) of a two-terminal pitfall model driven by `waveform` in a VACASK transient, at `times` (s)."""
     circuit = Circuit(netlist="", verilog_a=(str(PITFALLS / model),), elements=(
         VoltageSource("V1", "a", "0", waveform=waveform), VerilogAInstance("N1", ("a", "0"), module)))
-    result = run(SimJob(circuit, Tran(stop=stop, step=1e-5, max_step=1e-5), simulator="vacask", name=module))
+    result = run(SimJob(circuit, Tran(step=1e-5, stop=stop, max_step=1e-5), simulator="vacask", name=module))
     return np.interp(times, result.x, -result["i(v1)"]) / np.interp(times, result.x, result["v(a)"])
 
 
@@ -112,7 +112,7 @@ def test_bound_step_is_honoured_by_vacask():
     circuit = Circuit(netlist="", verilog_a=(str(PITFALLS / "bound_step.va"),), elements=(
         VoltageSource("V1", "a", "0", waveform=Pwl(((0.0, 0.0), (1e-4, 1.0)))),
         VerilogAInstance("N1", ("a", "0"), "pitfall_bound_step")))
-    result = run(SimJob(circuit, Tran(stop=1e-4, step=2e-5), simulator="vacask", name="bound_step"))
+    result = run(SimJob(circuit, Tran(step=2e-5, stop=1e-4), simulator="vacask", name="bound_step"))
     assert np.diff(result.x).max() == pytest.approx(1e-6, rel=1e-6)  # the model's bound (5e-6 s without it)
 
 

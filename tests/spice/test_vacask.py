@@ -41,7 +41,7 @@ def test_verilog_a_resistor_operating_point_obeys_ohms_law():
 
 
 def test_verilog_a_resistor_dc_sweep_obeys_ohms_law():
-    result = run(resistor_job(DcSweep("v1", -1.0, 1.0, 0.1)))
+    result = run(resistor_job(DcSweep(source="v1", start=-1.0, stop=1.0, step=0.1)))
     volts = np.linspace(-1.0, 1.0, 21)
     assert result.axis == "v1"
     np.testing.assert_allclose(result.x, volts, atol=1e-12)
@@ -64,7 +64,7 @@ def test_verilog_a_state_on_internal_node_matches_analytic_transient():
         VerilogAInstance("N1", ("in", "out"), "va_leaky", (("tau", tau),)),
         Resistor("Rload", "out", "0", 1e3),
     ))
-    result = run(SimJob(circuit, Tran(stop=5e-3, step=1e-5, max_step=1e-5), simulator="vacask"))
+    result = run(SimJob(circuit, Tran(step=1e-5, stop=5e-3, max_step=1e-5), simulator="vacask"))
     t = result.x
     assert result.axis == "time" and t[0] == 0.0 and t[-1] == pytest.approx(5e-3)
     np.testing.assert_allclose(result["v(out)"], leaky_analytic(t, delay, rise, tau), atol=1e-3)
@@ -93,7 +93,7 @@ def test_unknown_model_names_the_offending_line():
 
 def test_unknown_sweep_source_is_a_netlist_error():
     with pytest.raises(NetlistError):
-        run(text_job("", DcSweep("V9", 0.0, 1.0, 0.5)))
+        run(text_job("", DcSweep(source="V9", start=0.0, stop=1.0, step=0.5)))
 
 
 def test_non_converging_operating_point_raises_with_log_tail():
@@ -105,7 +105,7 @@ def test_non_converging_operating_point_raises_with_log_tail():
 
 
 def test_failed_transient_is_retried_then_raises():
-    job = text_job("V2 (a 0) cosim_vsource dc=2", Tran(stop=1e-3, step=1e-5))
+    job = text_job("V2 (a 0) cosim_vsource dc=2", Tran(step=1e-5, stop=1e-3))
     with pytest.raises(SimulationError, match=r"after 2 attempt\(s\)") as caught:
         run(job)
     assert "maximum time step cut to 1e-06 s" in str(caught.value)  # a tenth of the output step
@@ -115,7 +115,7 @@ def test_failed_transient_is_retried_then_raises():
 def test_job_time_limit():
     circuit = Circuit(netlist="", elements=(
         CurrentSource("I1", "0", "a", dc=1e-3), Resistor("R1", "a", "0", 1e3), Capacitor("C1", "a", "0", 1e-9)))
-    job = SimJob(circuit, Tran(stop=10.0, step=1e-9, max_step=1e-9), simulator="vacask", timeout=1.0)
+    job = SimJob(circuit, Tran(step=1e-9, stop=10.0, max_step=1e-9), simulator="vacask", timeout=1.0)
     with pytest.raises(SimulationError, match="time limit of 1 s"):
         run(job)
 

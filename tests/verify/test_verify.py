@@ -119,7 +119,7 @@ def test_membrane_clamp_keeps_the_model_s_limits_under_negative_input():
     for clamped in (False, True):
         body = clamp_card("clamp", "m", V_CLIP) if clamped else ""
         job = SimJob(Circuit(body, elements=elements, **circuit_files(circuit, "ngspice")),
-                     Tran(stop=20e-3, step=5e-6, max_step=5e-6, method="gear"), outputs=("v(m)", "v(s)"))
+                     Tran(step=5e-6, stop=20e-3, max_step=5e-6, method="gear"), outputs=("v(m)", "v(s)"))
         runs[clamped] = run(job)
     bare, clamped = runs[False], runs[True]
     assert bare["v(m)"].min() < -10 and abs(spike_times(bare.x, bare["v(s)"], 1.0)[0] - reference[0]) > 1e-3
