@@ -292,7 +292,7 @@ def main() -> None:
         results.setdefault(shape, {"runs": {}})["runs"][method] = r
         tqdm.write(f"{shape:8s} {method:10s} {r['seconds']:8.3f} s {r['mem_bytes'] / 2**20:9.2f} MiB "
                    f"(set-up {r['setup_s']:.1f} s, spike rate {r['spike_rate']:.3f})")
-    for shape, entry in results.items():
+    for entry in results.values():
         runs = entry["runs"]
         for method, key in (("bruno", "bruno"), ("bptt", "bptt"), ("bptt_ckpt", "ckpt"), ("coarse", "coarse")):
             if method in runs:

@@ -24,8 +24,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from cosim.data import (KEPT_TAXELS, LETTERS, ChoraleSplits, load_braille_raw, load_jsb,  # noqa: E402
-                        load_music21_chorales, preprocess_braille, synthetic_braille)
+from cosim.data import (  # noqa: E402
+    KEPT_TAXELS,
+    LETTERS,
+    ChoraleSplits,
+    load_braille_raw,
+    load_jsb,
+    load_music21_chorales,
+    preprocess_braille,
+    synthetic_braille,
+)
 
 HERE = Path(__file__).resolve().parent
 JSB = HERE.parent / "../shared/data/jsb/jsb-chorales-quarter.json"
@@ -143,7 +151,7 @@ def plot(jsb: ChoraleSplits | None, music: ChoraleSplits, records: list[dict], d
     test = data.test
     for c, name in enumerate(["A", "Q", "Z"]):
         mean = test.inputs[test.labels == LETTERS.index(name)].mean(0)
-        for k, taxel in enumerate(KEPT_TAXELS):
+        for k in range(len(KEPT_TAXELS)):
             axes[1, 1].plot(mean[:, k] + 4 * k, color=f"C{c}", label=name if k == 0 else None)
     axes[1, 1].set(title="SYNTHETIC preprocessed, class means (taxels 1, 2, 6, 10 offset by 4)",
                    xlabel="step (after x2 resampling)", ylabel="z-score + offset")

@@ -213,9 +213,9 @@ def main() -> None:
         bruno, bptt = short
         curves = " vs ".join("/".join(f"{r['test_loss']:.4f}" for r in run["history"]) for run in (bptt, bruno))
         notes.append(f"BPTT (1 us autograd) vs BRUNO, {bptt['epochs']} vs {bruno['epochs']} epochs on "
-                     f"{bruno['train_samples']} chorales: {bptt['mean_epoch_s']:.0f} s vs {bruno['mean_epoch_s']:.0f} s "
-                     f"per epoch, peak RSS {bptt['peak_rss_mb']:.0f} vs {bruno['peak_rss_mb']:.0f} MB (whole "
-                     f"process); test BCE by epoch {curves}.")
+                     f"{bruno['train_samples']} chorales: {bptt['mean_epoch_s']:.0f} s vs "
+                     f"{bruno['mean_epoch_s']:.0f} s per epoch, peak RSS {bptt['peak_rss_mb']:.0f} vs "
+                     f"{bruno['peak_rss_mb']:.0f} MB (whole process); test BCE by epoch {curves}.")
     section = [f"\n## Training goal runs (cosim.train), {stamp}\n",
                f"Machine `{machine}`; `{command}`. Figure: `benchmarks/results/train_music.png`. "
                "Music: JSB chorales, standard split, BRUNO at h = 1 us; \"best / at best valid\" is the test BCE at "

@@ -150,8 +150,8 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         if args.scheduler:  # before anything is computed: an unreachable scheduler fails at once
             scheduler = connect(args.scheduler)
-        hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", neuron_options={} if args.domains is None else {"n_domains": args.domains},
-                            seed=args.seed)
+        hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", seed=args.seed,
+                            neuron_options={} if args.domains is None else {"n_domains": args.domains})
         summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, scheduler,
                              max_steps=args.max_steps)
     except (ConfigError, OSError, ValueError, TypeError, RuntimeError, SimError) as err:

@@ -2,12 +2,33 @@
 
 Tensors are batch first: a batch of sequences is [batch, steps, features].
 """
-from cosim.data.braille import (BRAILLE_DOTS, KEPT_TAXELS, LETTERS, BrailleData, BrailleSplit, FingertipModel,
-                                load_braille_raw, preprocess_braille, synthetic_braille, synthetic_braille_data)
+from cosim.data.braille import (
+    BRAILLE_DOTS,
+    KEPT_TAXELS,
+    LETTERS,
+    BrailleData,
+    BrailleSplit,
+    FingertipModel,
+    load_braille_raw,
+    preprocess_braille,
+    synthetic_braille,
+    synthetic_braille_data,
+)
 from cosim.data.errors import DataFormatError
-from cosim.data.music import (KEY_RANGE, LOWEST_MIDI, PIANO_KEYS, ChoraleSplits, NextStep, PaddedBatch,
-                              PianoRollDataset, load_jsb, load_music21_chorales, pad_next_step, piano_roll,
-                              split_of)
+from cosim.data.music import (
+    KEY_RANGE,
+    LOWEST_MIDI,
+    PIANO_KEYS,
+    ChoraleSplits,
+    NextStep,
+    PaddedBatch,
+    PianoRollDataset,
+    load_jsb,
+    load_music21_chorales,
+    pad_next_step,
+    piano_roll,
+    split_of,
+)
 
 __all__ = [
     "BRAILLE_DOTS", "KEPT_TAXELS", "LETTERS", "BrailleData", "BrailleSplit", "FingertipModel", "load_braille_raw",

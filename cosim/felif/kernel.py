@@ -137,11 +137,12 @@ def fine_forward(
     fine_step_function(cfg.integrator)  # clear error for an unknown integrator name
     v, p, i_in = torch.broadcast_tensors(state.v, state.p, i_in.to(state.v.dtype))
     if backend == "cpp" and v.device.type != "cpu":
-        warnings.warn(f"no fused FeLIF kernel for {v.device.type} yet: using the slow torch fine loop", RuntimeWarning)
+        warnings.warn(f"no fused FeLIF kernel for {v.device.type} yet: using the slow torch fine loop", RuntimeWarning,
+                      stacklevel=2)
         backend = "torch"
     if backend == "torch":
         warnings.warn("FeLIF fine forward on the pure-torch loop (COSIM_FINE_BACKEND=torch): 100-1000x slower than "
-                      "the fused kernel", RuntimeWarning)
+                      "the fused kernel", RuntimeWarning, stacklevel=2)
         return fine_forward_reference(FeLIFState(v, p), i_in, params, cfg, frozen)
     if v.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"the fused FeLIF kernel runs float32 or float64 state, got {v.dtype}")

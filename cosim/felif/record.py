@@ -41,7 +41,7 @@ def windows_per_step(cfg: StepConfig, sample_every: float) -> int:
     n = round(cfg.dt / sample_every)
     if n < 1 or abs(n * sample_every - cfg.dt) > 1e-9 * cfg.dt:
         raise ValueError(f"sample_every={sample_every} s must divide the coarse step dt={cfg.dt} s")
-    StepConfig(dt=sample_every, h=cfg.h).substeps  # raises unless a whole number of fine steps
+    StepConfig(dt=sample_every, h=cfg.h).substeps  # noqa: B018 (raises unless a whole number of fine steps)
     return n
 
 

@@ -34,8 +34,17 @@ from pathlib import Path
 import numpy as np
 from PySpice.Spice.NgSpice.Shared import NgSpiceShared
 
-from cosim.spice.job import Ac, DcSweep, NetlistError, Op, SimJob, SimResult, SimulationError, \
-    SimulatorNotFoundError, Tran
+from cosim.spice.job import (
+    Ac,
+    DcSweep,
+    NetlistError,
+    Op,
+    SimJob,
+    SimResult,
+    SimulationError,
+    SimulatorNotFoundError,
+    Tran,
+)
 from cosim.spice.safety import check_netlist
 
 LIBRARY_FALLBACKS = (

@@ -26,7 +26,8 @@ of experiments over array size, wire resistance, occupancy (fraction of active i
 sets the mean conductance); held-out random crossbars of other sizes validate it.
 
 `column_currents` (torch, differentiable in the inputs and the conductances) is the correction for training;
-`crossbar_outputs` applies it to a `Crossbar` (numpy, for verification). `load_crossbar` reads ``surrogates/crossbar.json`` (kind "crossbar").
+`crossbar_outputs` applies it to a `Crossbar` (numpy, for verification). `load_crossbar` reads
+``surrogates/crossbar.json`` (kind "crossbar").
 
 Cost: two passes, each two matrix products over the device currents [..., rows, 2 cols] (1.8 M numbers for a
 batch of 128 through the 256 x 27 output layer): 0.4 s forward, 0.8 s forward + backward per step there, float32,

@@ -80,7 +80,7 @@ def step_config(surrogate: SurrogateArtifact, /, **overrides) -> StepConfig:
     except (KeyError, TypeError):
         raise ValueError(f"data.step_config must give {list(STEP_FIELDS)}") from None
     cfg = StepConfig(**fields, **overrides)
-    cfg.substeps  # raises unless dt is a whole multiple of h
+    cfg.substeps  # noqa: B018 (raises unless dt is a whole multiple of h)
     return cfg
 
 
@@ -120,7 +120,8 @@ class FeLIFSurrogate:
             physics = FeLIFParameters(**{f.name: values[f.name] for f in dataclasses.fields(FeLIFParameters)})
             fecap = FeCapParameters(physics, n_domains=record["n_domains"], sigma_ea=record["sigma_ea"],
                                     ea_factors=tuple(record["ea_factors"]), p0=values["p0"])
-            periphery = {f.name: values[f.name] for f in dataclasses.fields(FeLIFCircuitParameters) if f.name != "fecap"}
+            periphery = {f.name: values[f.name] for f in dataclasses.fields(FeLIFCircuitParameters)
+                         if f.name != "fecap"}
         except (KeyError, TypeError) as err:
             raise ValueError(f"{self.path}: data.circuit does not describe the fitted neuron circuit "
                              f"(missing {err}); refit with `cosim fit felif`") from None

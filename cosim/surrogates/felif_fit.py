@@ -241,9 +241,9 @@ class _Objective:
     def __init__(self, stimuli, reference, base, fitted, config: FitConfig, bar):
         self.stimuli, self.reference, self.base, self.fitted = list(stimuli), list(reference), base, tuple(fitted)
         self.parts = segments(self.stimuli, self.reference)
-        self.part_stimuli = [dataclasses.replace(self.stimuli[part.stimulus], name=f"{self.stimuli[part.stimulus].name}#{k}",
-                                                 current=self.stimuli[part.stimulus].current[part.start_step:part.stop_step])
-                             for k, part in enumerate(self.parts)]
+        self.part_stimuli = [dataclasses.replace(whole, name=f"{whole.name}#{k}",
+                                                 current=whole.current[part.start_step:part.stop_step])
+                             for k, part in enumerate(self.parts) for whole in [self.stimuli[part.stimulus]]]
         self.config, self.weights, self.bar = config, config.weights, bar
         self.p_s = float(base.p_s)
         self.x0 = np.array([p.encode(float(getattr(base, p.name))) for p in self.fitted])
@@ -445,7 +445,8 @@ def model_form_notes(reference: ReferenceSimulator) -> str:
         "can continue differently; (3) near threshold the circuit's strongest domains are still switching "
         "(its P at the crossing stays below P_s) while the surrogate's single state has saturated and V rises "
         "on the capacitance alone: the fitted threshold and reset voltage are effective values that absorb this, "
-        f"the comparator itself sits at {circuit.get('parameters', {}).get('v_thr', float('nan')):g} V; (4) the circuit's reset drives the node to v_erase for t_erase so that every domain "
+        f"the comparator itself sits at {circuit.get('parameters', {}).get('v_thr', float('nan')):g} V; (4) the "
+        "circuit's reset drives the node to v_erase for t_erase so that every domain "
         "returns to -P_s, which is the surrogate's reset; the refractory step (release at the second clock edge "
         "after the crossing) is the same in both. Errors by stimulus family are in the validation section.")
 
@@ -465,6 +466,7 @@ def fit_surrogate(out: Path | None = None, *, seed: int = 0, quick: bool = False
     if quick:
         fit_stimuli, holdout = fit_stimuli[::2], holdout[::2]
     reference = CircuitReference(n_jobs=n_jobs)
-    make_surrogate(reference, out, fit_stimuli, holdout, config=FitConfig(starts=2 if quick else DEFAULT_STARTS, seed=seed),
-                   doe_seed=seed, notes=model_form_notes(reference))
+    make_surrogate(reference, out, fit_stimuli, holdout,
+                   config=FitConfig(starts=2 if quick else DEFAULT_STARTS, seed=seed), doe_seed=seed,
+                   notes=model_form_notes(reference))
     return out

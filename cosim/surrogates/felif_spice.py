@@ -70,8 +70,8 @@ class CircuitReference:
     def job(self, stimulus: Stimulus) -> SimJob:
         """The transient of `stimulus` (vectors: time, v(mem), v(spk) and the FeCap domain nodes)."""
         circuit = Circuit(netlist="", title=f"FeLIF {stimulus.name}", elements=(
-            CurrentSource("Iin", "0", "mem", waveform=stimulus.pwl()), neuron_element(NEURON, "mem", "spk", self.circuit)),
-            **circuit_files(self.circuit, self.simulator))
+            CurrentSource("Iin", "0", "mem", waveform=stimulus.pwl()),
+            neuron_element(NEURON, "mem", "spk", self.circuit)), **circuit_files(self.circuit, self.simulator))
         outputs = ("v(mem)", "v(spk)") + domain_vectors(f"{NEURON}.xfe", self.circuit.fecap.n_domains)
         return SimJob(circuit, Tran(step=self.max_step, stop=stimulus.duration, max_step=self.max_step, method="gear"),
                       outputs=outputs, simulator=self.simulator, name=f"felif {stimulus.name}", timeout=600.0)

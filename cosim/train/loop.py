@@ -28,8 +28,16 @@ from torch import nn
 from tqdm import tqdm
 
 from cosim.spice.progress import progress_bar
-from cosim.train.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint,
-                                    set_rng_state, write_atomic, write_metrics)
+from cosim.train.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_atomic,
+    write_metrics,
+)
 from cosim.train.config import ConfigError, TrainConfig, differences, read_config, to_toml
 from cosim.train.models import build_model, device_level_table
 from cosim.train.plots import plot_curves

@@ -17,8 +17,17 @@ from typing import Iterator, NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 
-from cosim.data import (LETTERS, BrailleSplit, PianoRollDataset, load_braille_raw, load_jsb, load_music21_chorales,
-                        pad_next_step, preprocess_braille, synthetic_braille_data)
+from cosim.data import (
+    LETTERS,
+    BrailleSplit,
+    PianoRollDataset,
+    load_braille_raw,
+    load_jsb,
+    load_music21_chorales,
+    pad_next_step,
+    preprocess_braille,
+    synthetic_braille_data,
+)
 from cosim.train.config import DataConfig
 from cosim.train.models import ModelOutput
 

@@ -33,16 +33,23 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from cosim.spice import SimError, run_many
 from cosim.devices.plugins import neuron_device
+from cosim.spice import SimError, run_many
 from cosim.surrogates.traces import Traces, compare
 from cosim.train.checkpoint import CHECKPOINTS, latest_checkpoint, load_checkpoint, write_atomic
 from cosim.train.config import TrainConfig, VerifyConfig, read_config, validate
 from cosim.train.models import ModelOutput, build_model, device_level_table, fitted_surrogate
 from cosim.train.tasks import Batch, MusicTask, Task, make_task
 from cosim.verify.compare import SPICE_METRIC, prediction_agreement, raster, spice_traces, spike_summary
-from cosim.verify.export import (DeviceLayer, HardwareConfig, HardwareLayer, device_layer, program,
-                                 programmed_levels, sample_jobs)
+from cosim.verify.export import (
+    DeviceLayer,
+    HardwareConfig,
+    HardwareLayer,
+    device_layer,
+    program,
+    programmed_levels,
+    sample_jobs,
+)
 
 WINDOWS_PER_STEP = 20
 """Surrogate V samples per coarse step (the grid on which V is compared)."""
@@ -109,7 +116,7 @@ def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: 
         results = iter(run_many(jobs, n_jobs=n_jobs, scheduler=scheduler, progress=progress))
         for s in batch:
             traces: list[Traces] | None = []
-            for job, columns in per_sample[s]:
+            for _, columns in per_sample[s]:
                 result = next(results)
                 if isinstance(result, SimError):
                     warnings.warn(f"SPICE verification: sample {s} failed and is left out: {result}", stacklevel=2)

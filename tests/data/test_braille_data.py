@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from cosim.data import (BRAILLE_DOTS, KEPT_TAXELS, LETTERS, DataFormatError, load_braille_raw, preprocess_braille,
-                        synthetic_braille, synthetic_braille_data)
+from cosim.data import (
+    BRAILLE_DOTS,
+    KEPT_TAXELS,
+    LETTERS,
+    DataFormatError,
+    load_braille_raw,
+    preprocess_braille,
+    synthetic_braille,
+    synthetic_braille_data,
+)
 
 
 def fixture_records(repetitions: int = 3, seed: int = 0) -> list[dict]:

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from cosim.data import (KEY_RANGE, DataFormatError, PianoRollDataset, load_jsb, load_music21_chorales, piano_roll,
-                        split_of)
+from cosim.data import (
+    KEY_RANGE,
+    DataFormatError,
+    PianoRollDataset,
+    load_jsb,
+    load_music21_chorales,
+    piano_roll,
+    split_of,
+)
 from cosim.data.music import music21_bach_paths
 
 SHARED_JSB = Path(__file__).resolve().parents[2] / "../shared/data/jsb/jsb-chorales-quarter.json"

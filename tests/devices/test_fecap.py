@@ -12,7 +12,14 @@ from scipy.integrate import solve_ivp
 
 from cosim.devices import fecap
 from cosim.devices.fecap import (
-    DEFAULT_SIGMA_EA, FeCapParameters, loop_figures, nrmse, pv_loop, pv_loop_job, render_ngspice, render_verilog_a,
+    DEFAULT_SIGMA_EA,
+    FeCapParameters,
+    loop_figures,
+    nrmse,
+    pv_loop,
+    pv_loop_job,
+    render_ngspice,
+    render_verilog_a,
     sample_devices,
 )
 from cosim.felif import physics

@@ -15,7 +15,12 @@ import torch
 from cosim.devices import felif
 from cosim.devices.fecap import FeCapParameters, nrmse, sample_devices
 from cosim.devices.felif import (
-    REFERENCE_FIRST_CROSSING_S, FeLIFCircuitParameters, current_step_job, polarisation, result_spikes, spike_steps,
+    REFERENCE_FIRST_CROSSING_S,
+    FeLIFCircuitParameters,
+    current_step_job,
+    polarisation,
+    result_spikes,
+    spike_steps,
 )
 from cosim.felif import physics
 from cosim.felif.physics import FeLIFParameters

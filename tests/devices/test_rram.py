@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 
 from cosim.devices.characterize import characterize
-from cosim.devices.rram import (LevelMapping, ProgrammedLevels, RRAMParameters, RRAMVariability, WriteVerifyConfig,
-                                chord_conductance, device_circuit, gap_for_conductance, gap_vector, iv_loop_job,
-                                program_levels, read_current, rram_element)
+from cosim.devices.rram import (
+    LevelMapping,
+    ProgrammedLevels,
+    RRAMParameters,
+    RRAMVariability,
+    WriteVerifyConfig,
+    chord_conductance,
+    device_circuit,
+    gap_for_conductance,
+    gap_vector,
+    iv_loop_job,
+    program_levels,
+    read_current,
+    rram_element,
+)
 from cosim.snn.synapses import ConductanceLevels
 from cosim.spice import SimJob, Tran, run, run_many
 from cosim.spice.elements import VoltageSource

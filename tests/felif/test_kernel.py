@@ -69,7 +69,8 @@ def test_first_threshold_crossing_times(dtype):
 
 
 def test_spiking_coarse_steps():
-    """REFERENCE.md: spiking coarse steps 1 nA -> 12, 27; 5 nA -> 2, 6, 10, 14...; 10 nA -> 1, 4, 7...; 50 nA -> 0, 2."""
+    """REFERENCE.md: spiking coarse steps 1 nA -> 12, 27; 5 nA -> 2, 6, 10, 14...; 10 nA -> 1, 4, 7...;
+    50 nA -> 0, 2."""
     currents = torch.tensor([1e-9, 5e-9, 10e-9, 50e-9]).expand(30, 4)
     v, _ = trajectory(currents, torch.float32, "cpp")
     steps = [torch.nonzero(v[:, j] > PARAMS.v_thr).flatten().tolist() for j in range(4)]

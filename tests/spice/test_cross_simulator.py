@@ -6,7 +6,15 @@ import pytest
 
 from cosim.spice import Ac, Circuit, DcSweep, Op, SimJob, Tran, run
 from cosim.spice.elements import (
-    Capacitor, Diode, Inductor, Model, Pulse, Pwl, Resistor, Sine, VoltageSource,
+    Capacitor,
+    Diode,
+    Inductor,
+    Model,
+    Pulse,
+    Pwl,
+    Resistor,
+    Sine,
+    VoltageSource,
 )
 
 R, C = 1e3, 1e-6  # RC low-pass, corner 159 Hz, tau 1 ms

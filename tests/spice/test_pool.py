@@ -17,8 +17,18 @@ import psutil
 import pytest
 from test_sweep import CRASHING, MALFORMED
 
-from cosim.spice import Circuit, NetlistError, Op, SimError, SimJob, SimulationError, Tran, WorkerLimits, \
-    WorkerPool, run
+from cosim.spice import (
+    Circuit,
+    NetlistError,
+    Op,
+    SimError,
+    SimJob,
+    SimulationError,
+    Tran,
+    WorkerLimits,
+    WorkerPool,
+    run,
+)
 from cosim.spice.pool import SimWorker
 from cosim.spice.worker import ORPHAN_GRACE_S
 

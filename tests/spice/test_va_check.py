@@ -135,7 +135,7 @@ def test_compile_va_says_when_it_could_not_check(tmp_path, monkeypatch):
     monkeypatch.setenv("COSIM_CACHE", str(tmp_path / "cache"))
     source = tmp_path / "broken.va"
     source.write_text((VA / "va_syntax_error.va").read_text() + f"// {tmp_path}: content of its own\n")
-    with pytest.warns(VerilogAPitfallWarning, match=rf"could not read .*broken.va:10: expected ';'"), \
+    with pytest.warns(VerilogAPitfallWarning, match=r"could not read .*broken.va:10: expected ';'"), \
             pytest.raises(NetlistError):
         compile_va(source)
 

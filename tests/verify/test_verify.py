@@ -11,21 +11,27 @@ import torch
 
 from cosim.cli import main
 from cosim.devices.felif import FeLIFCircuitParameters, circuit_files, neuron_element, spike_times
+from cosim.devices.plugins import clamp_card
 from cosim.devices.rram import program_levels
-from cosim.felif.physics import FeLIFParameters
-from cosim.spice import Circuit, SimJob, Tran, run
+from cosim.felif.physics import V_CLIP, FeLIFParameters
 from cosim.snn.synapses import ConductanceLevels
+from cosim.spice import Circuit, SimJob, Tran, run
 from cosim.spice.elements import CurrentSource, Pwl
 from cosim.surrogates.doe import Stimulus
 from cosim.surrogates.felif_model import simulate
 from cosim.train.config import ConfigError, ModelConfig, load_config
 from cosim.train.loop import train
 from cosim.train.models import build_model
-from cosim.devices.plugins import clamp_card
-from cosim.felif.physics import V_CLIP
 from cosim.verify.export import HardwareConfig, device_layer, program, sample_jobs
-from cosim.verify.runner import (SpiceDivergenceWarning, check_tolerance, load_run, select_samples, simulate_spice,
-                                 verify_epoch, verify_run)
+from cosim.verify.runner import (
+    SpiceDivergenceWarning,
+    check_tolerance,
+    load_run,
+    select_samples,
+    simulate_spice,
+    verify_epoch,
+    verify_run,
+)
 
 HIDDEN = 4
 """FeLIF neurons of the tiny music network (one SPICE job of 4 columns per sample)."""
