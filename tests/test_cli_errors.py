@@ -143,3 +143,7 @@ def test_a_garbled_config_in_the_run_folder(capsys, run_dir: Path, jsb_file: Pat
           "not valid TOML")
     fails(capsys, ["verify", str(run_dir)], 1, str(config), "not valid TOML")
     assert (run_dir / "metrics.jsonl").is_file() and checkpoint_path(run_dir, 2).is_file()  # nothing lost
+
+
+def test_the_main_job_reports_a_bad_override_in_one_line(capsys, tmp_path: Path):
+    fails(capsys, ["run", "--out", str(tmp_path / "main"), "--set", "model.v_thr=1e300"], 1, "model.v_thr")
