@@ -159,8 +159,10 @@ def lognormal_quantiles(n: int, sigma: float) -> tuple[float, ...]:
 def sample_devices(params: FeCapParameters, n: int, sigma: float, seed: int) -> list[FeCapParameters]:
     """n devices with device-to-device variability: A, E_a, P_s, I0, t_fe, t_int each times (1 + sigma N(0, 1)).
 
-    The draw is `cosim.felif.variability`'s for the same seed, so device i here is neuron i of the training
-    model's network instance (VariabilityConfig(d2d_sigma=sigma, seed=seed)). Each device is validated.
+    The draw is `cosim.felif.variability.VariabilityConfig(d2d_sigma=sigma, seed=seed)`'s. A trained network draws
+    its own instance from torch's global generator after its weights (`model.variability_sigma`); verification
+    carries that instance neuron by neuron from the layer's parameters (`FeLIFDevice.circuits`), not from here.
+    Each device is validated.
     """
     varied = VariabilityConfig(d2d_sigma=sigma, seed=seed).device_parameters(params.physics, n)
     devices = []

@@ -138,8 +138,7 @@ CIRCUIT_FIELDS = ("v_erase", "t_erase", "r_on", "t_clk", "v_spk", "v_sgn", "v_cm
 
 
 def sample_neurons(params: FeLIFCircuitParameters, n: int, sigma: float, seed: int) -> list[FeLIFCircuitParameters]:
-    """n neurons whose FeCaps carry device-to-device variability (`cosim.devices.fecap.sample_devices`: the
-    training model's draw for the same seed, so neuron i here is neuron i of that network instance)."""
+    """n neurons whose FeCaps carry device-to-device variability (`cosim.devices.fecap.sample_devices`, seeded)."""
     return [params.replace(fecap=device) for device in sample_devices(params.fecap, n, sigma, seed)]
 
 

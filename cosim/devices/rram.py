@@ -186,10 +186,6 @@ class RRAMVariability:
             raise ValueError(f"RRAMVariability.c2c_vel0 must be >= 0, got {self.c2c_vel0}")
 
 
-NO_VARIABILITY = RRAMVariability(d2d=(), c2c_vel0=0.0)
-"""Nominal devices, deterministic programming."""
-
-
 def sample_devices(n: int, params: RRAMParameters, variability: RRAMVariability,
                    rng: np.random.Generator) -> list[RRAMParameters]:
     """`n` devices with device-to-device spread drawn from `rng` (one multiplier per listed parameter)."""
