@@ -6,6 +6,7 @@ Each surrogate kind ("felif", "rram", "crossbar") is one artifact file, ``surrog
 """
 from __future__ import annotations
 
+import difflib
 import importlib
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -64,7 +65,10 @@ def surrogate_path(name: str, kind: str = "felif") -> Path:
 def fitter(kind: str) -> Fitter:
     """The fitter of `kind`; ValueError if the kind is unknown or its fitter is not available."""
     if kind not in FITTERS:
-        raise ValueError(f"unknown surrogate kind {kind!r}; known: {sorted(FITTERS)}")
+        near = difflib.get_close_matches(kind, list(FITTERS), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"unknown surrogate kind {kind!r}{hint} Known: {', '.join(sorted(FITTERS))} (a device "
+                         "plug-in adds its own with cosim.surrogates.register_fitter)")
     if callable(FITTERS[kind]):
         return FITTERS[kind]
     module_name, function = FITTERS[kind].split(":")
