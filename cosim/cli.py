@@ -84,6 +84,22 @@ def _check_va(args: argparse.Namespace) -> int:
     return status or int(errors > 0)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from cosim.spice import SimError
+    from cosim.spice.deck import simulate_deck
+
+    out = Path(args.out or Path("runs/simulate") / Path(args.deck).stem)
+    try:
+        result = simulate_deck(args.deck, out, simulator=args.simulator, allow_outside=args.allow_outside,
+                               allow_shell=args.allow_shell)
+    except (SimError, OSError) as err:
+        print(f"cosim simulate: {err}", file=sys.stderr)
+        return 1
+    print(f"cosim simulate: {len(result.vectors)} vectors ({', '.join(sorted(result.vectors))}): wrote "
+          f"{out / 'results.npz'} and {out / 'provenance.json'}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from cosim.report import build_report
 
@@ -127,9 +143,9 @@ def _fit(args: argparse.Namespace) -> int:
     try:
         load_plugins()  # a device plug-in may bring its surrogate's fitter
         fit = fitter(args.kind)
-    except ValueError as err:
+    except ValueError as err:  # an unknown name is a usage error, as in `cosim characterize`
         print(f"cosim fit: {err}", file=sys.stderr)
-        return 1
+        return 2
     path = fit(Path(args.out) if args.out else None, seed=args.seed, quick=args.quick, n_jobs=args.jobs)
     print(f"cosim fit {args.kind}: wrote {path} (validation report next to it)")
     return 0
@@ -204,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--jobs", type=_count, help="simulations at once (default: the machine's cores)")
     fit.set_defaults(func=_fit)
 
-    verify = sub.add_parser("verify", help="simulate a trained network's FeLIF layer in SPICE (RRAM crossbar + neuron "
-                                           "circuits) and compare with the surrogate: verify.json")
+    verify = sub.add_parser("verify", help="simulate a trained network's device layer in SPICE (synapse crossbar + "
+                                           "neuron circuits of its devices) and compare with the training model: "
+                                           "verify.json")
     verify.add_argument("run_dir", help="the training run folder")
     verify.add_argument("--checkpoint", help="checkpoint file, or its name in RUN_DIR/checkpoints (default: newest)")
     verify.add_argument("--samples", type=_count, help="test samples to simulate (default: the run's verify.samples)")
@@ -233,6 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                "sources (exit 1 on an error, 2 if a file cannot be read)")
     check_va.add_argument("files", nargs="+", metavar="FILE.va", help="Verilog-A sources")
     check_va.set_defaults(func=_check_va)
+
+    simulate = sub.add_parser("simulate", help="run an ngspice deck (title line, cards, .op/.dc/.ac/.tran, .end): "
+                                               "OUT/results.npz and OUT/provenance.json")
+    simulate.add_argument("deck", help="the deck file")
+    simulate.add_argument("--simulator", choices=["ngspice", "vacask"], default="ngspice",
+                          help="back end (vacask: plain R, C, L, V, I, D cards translated; default ngspice)")
+    simulate.add_argument("--out", help="output folder (default: runs/simulate/<deck name>)")
+    simulate.add_argument("--allow-outside", action="store_true",
+                          help="let .include/.lib read files outside the deck's folder")
+    simulate.add_argument("--allow-shell", action="store_true",
+                          help="let .control sections run (they can run programs and write files)")
+    simulate.set_defaults(func=_simulate)
     return parser
 
 

@@ -264,7 +264,10 @@ def _import_kind(kind: str) -> Callable[[SurrogateArtifact], None] | None:
     registers it; None if there is no such module."""
     from cosim.surrogates import FITTERS
 
-    module_name = FITTERS.get(kind, ":").split(":")[0]
+    fitter = FITTERS.get(kind, ":")
+    if callable(fitter):  # a plug-in's fitter, registered with its validator (or without one)
+        return VALIDATORS.get(kind)
+    module_name = fitter.split(":")[0]
     try:
         importlib.import_module(module_name)
     except (ModuleNotFoundError, ValueError) as err:

@@ -184,5 +184,5 @@ def test_an_unknown_device_name_lists_the_registered_ones_with_the_nearest_match
         load_config("music", ["model.neuron=toylyf"])
     with pytest.raises(ConfigError, match=r"model\.synapse: unknown synapse device 'toyre'; did you mean 'toyres'\?"):
         load_config("music", ["model.synapse=toyre"])
-    assert main(["fit", "toylyf"]) == 1
+    assert main(["fit", "toylyf"]) == 2
     assert "did you mean 'toylif'?" in capsys.readouterr().err
