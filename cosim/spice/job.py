@@ -85,12 +85,14 @@ class Ac:
 
 @dataclass(frozen=True, kw_only=True)
 class Tran:
-    """Transient analysis (``.tran step stop 0 max_step [uic]``)."""
+    """Transient analysis (``.tran step stop [start [max_step]] [uic]``)."""
 
     step: float
     """Output (and suggested) time step, s."""
     stop: float
     """End time, s."""
+    start: float = 0.0
+    """Time from which results are kept, s (the simulation always starts at 0)."""
     max_step: float | None = None
     """Largest internal time step, s (None: simulator default)."""
     uic: bool = False
@@ -126,6 +128,15 @@ class Circuit:
     elements: tuple = ()
     """Simulator-neutral elements (`cosim.spice.elements`), each rendering itself with `.ngspice()` and
     `.vacask()`; rendered before `netlist`, so a circuit can be made of elements alone and run on either."""
+
+    @classmethod
+    def from_deck(cls, path: str | Path, *, allow_outside: bool = False) -> Circuit:
+        """The circuit of an ngspice deck file: its first line as title, its cards, and the files its ``.include``
+        and ``.lib`` cards name (only inside the deck's folder unless `allow_outside`); its analysis is left out
+        (see `cosim.spice.deck`, whose `deck_job` gives the whole job)."""
+        from cosim.spice.deck import read_deck  # the deck reader builds on this module
+
+        return read_deck(path, allow_outside=allow_outside).circuit
 
     def content_hash(self) -> str:
         """SHA-256 over the netlist, the parameters and the contents of every included file."""

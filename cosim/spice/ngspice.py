@@ -146,10 +146,12 @@ def analysis_card(analysis: Op | DcSweep | Ac | Tran, max_step_divisor: float = 
         card = f".tran {_number(analysis.step)} {_number(analysis.stop)}"
         max_step = analysis.max_step
         if max_step_divisor != 1.0:
-            # ngspice's default maximum step is min(step, stop / 50)
-            max_step = (max_step or min(analysis.step, analysis.stop / 50)) / max_step_divisor
+            # ngspice's default maximum step is min(step, (stop - start) / 50)
+            max_step = (max_step or min(analysis.step, (analysis.stop - analysis.start) / 50)) / max_step_divisor
+        if analysis.start or max_step is not None:
+            card += f" {_number(analysis.start)}"
         if max_step is not None:
-            card += f" 0 {_number(max_step)}"
+            card += f" {_number(max_step)}"
         return card + (" uic" if analysis.uic else "")
     raise NetlistError(f"ngspice back end: unsupported analysis {analysis!r}")
 
@@ -251,7 +253,7 @@ def _vector_name(name: str, is_voltage: bool) -> str:
     name = name.lower()
     if name.endswith("#branch"):
         return f"i({name[:-len('#branch')]})"
-    if name.startswith("@") or not is_voltage:
+    if name.startswith(("@", "v(")) or not is_voltage:  # ngspice itself names a numeric node 2 "V(2)"
         return name
     return f"v({name})"
 

@@ -83,6 +83,8 @@ class Card:
     """Where the first line came from (e.g. "netlist line 4")."""
     index: int
     """Position of the first line in the checked lines."""
+    lines: tuple[int, ...]
+    """Positions of all its lines: the first and its continuation lines."""
 
     @property
     def name(self) -> str:
@@ -125,7 +127,7 @@ def ngspice_cards(lines: Sequence[tuple[str, str]]) -> list[Card]:
         kind, word = kinds[index]
         if kind in ("blank", "comment", "continuation"):
             continue
-        joined, backslash = [text], _continues(text)
+        members, backslash = [index], _continues(text)
         for following in range(index + 1, len(lines)):
             following_kind, following_word = kinds[following]
             skipped = following_kind == "comment" or following_word[:1] in ("#", "$")
@@ -133,9 +135,9 @@ def ngspice_cards(lines: Sequence[tuple[str, str]]) -> list[Card]:
                 continue  # ngspice's stitching skips these between a card and its + lines
             if following_kind != "continuation" and not backslash:
                 break
-            joined.append(lines[following][0])
+            members.append(following)
             backslash = _continues(lines[following][0])
-        cards.append(Card(kind, word, " ".join(joined), origin, index))
+        cards.append(Card(kind, word, " ".join(lines[k][0] for k in members), origin, index, tuple(members)))
     return cards
 
 

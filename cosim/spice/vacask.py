@@ -201,6 +201,8 @@ def _analysis_lines(job: SimJob) -> list[str]:
         if analysis.method is not None:
             lines.append(f'options tran_method="{ {"trap": "trap", "gear": "gear2"}[analysis.method]}"')
         line = f"analysis {name} tran step={number(analysis.step)} stop={number(analysis.stop)}"
+        if analysis.start:
+            line += f" start={number(analysis.start)}"
         if analysis.max_step is not None:
             line += f" maxstep={number(analysis.max_step)}"
         if analysis.uic:
