@@ -38,7 +38,16 @@ import numpy as np
 from cosim.spice.backend import file_sha256
 from cosim.spice.elements import CurrentSource, VoltageSource, number
 from cosim.spice.job import (
-    Ac, Analysis, DcSweep, NetlistError, Op, SimError, SimJob, SimResult, SimulationError, Tran,
+    Ac,
+    Analysis,
+    DcSweep,
+    NetlistError,
+    Op,
+    SimError,
+    SimJob,
+    SimResult,
+    SimulationError,
+    Tran,
 )
 from cosim.spice.safety import check_vacask
 from cosim.spice.veriloga import compile_va, compiler_version, locate_tool, source_digest

@@ -185,8 +185,9 @@ def vacask_dangerous_variants(folder: Path) -> list[tuple[str, str]]:
                 for after in VACASK_AFTER]
     variants += [(f'{before}embed{gap}"m.txt"{gap}"hi"', "m.txt") for before in VACASK_BEFORE
                  for gap in ("", " ", "/**/", "\\\n")]
-    variants += [(f"{before}include{gap}{path}", "op1.raw") for before in VACASK_BEFORE
-                 for gap in ("", " ") for path in (f'"{folder / "inc.sim"}"', f'"\\057{folder.relative_to("/")}/inc.sim"')]
+    include = folder / "inc.sim"
+    variants += [(f"{before}include{gap}{path}", "op1.raw") for before in VACASK_BEFORE for gap in ("", " ")
+                 for path in (f'"{include}"', f'"\\057{include.relative_to("/")}"')]
     variants += [(f"{before}load{gap}{path}{use_resistor}", "op1.raw") for before in VACASK_BEFORE
                  for gap in ("", " ", "/**/", "\\\n")
                  for path in (f'"{library}"', f'"{octal}"', f"<<<X\n{library}>>>X", '"\\056\\056/lib/resistor.osdi"')]
