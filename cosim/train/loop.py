@@ -6,7 +6,10 @@ Run folder (`RunConfig.out`):
 * ``metrics.jsonl`` and ``metrics.csv``: one row per epoch (see `Trainer.epoch_metrics`);
 * ``checkpoints/epoch-NNNN.pt``: model, optimiser, scheduler, metrics so far, and every RNG state (torch, numpy,
   Python, the data-order generator) after epoch NNNN;
-* ``curves.png``: training curves, drawn when the run ends (also when it stops on a NaN);
+* ``run.json``: the data (source, samples per split), the task's baselines computed on it (`Task.baselines`), the
+  fitted surrogate file used (path, SHA-256, when it was fitted) and one entry per session (start, command line,
+  cosim version and commit, machine);
+* ``curves.png``: training curves with the baselines, drawn when the run ends (also when it stops on a NaN);
 * ``verify_history.jsonl``, ``verify/``: SPICE verification every verify.every epochs (`cosim.verify`).
 
 Resuming loads the newest checkpoint and continues from the next epoch with the same RNG states, so an
@@ -15,8 +18,13 @@ number of torch threads).
 """
 from __future__ import annotations
 
+import datetime
+import json
 import math
+import os
+import platform
 import random
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -27,7 +35,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cosim.spice.backend import file_sha256
 from cosim.spice.progress import progress_bar
+from cosim.surrogates import surrogate_path
+from cosim.surrogates.artifact import cosim_version
+from cosim.surrogates.artifact import load as load_artifact
 from cosim.train.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
@@ -41,11 +53,13 @@ from cosim.train.checkpoint import (
 from cosim.train.config import ConfigError, TrainConfig, differences, read_config, to_toml
 from cosim.train.models import build_model, device_level_table
 from cosim.train.plots import plot_curves
-from cosim.train.tasks import Sums, Task, layer_names, make_task, spike_counts
+from cosim.train.tasks import Baseline, Sums, Task, layer_names, make_task, spike_counts
 
 RESUMABLE_CHANGES = ("run.epochs", "run.threads", "verify.every", "verify.samples", "verify.cpu_budget_s",
                      "verify.tolerance", "verify.max_steps")
 """Config fields that may differ between a run and its resumption."""
+RUN_RECORD = "run.json"
+"""What a run folder's training was run on and against (see the module docstring)."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -139,6 +153,8 @@ class Trainer:
         """Train the remaining epochs; the metrics of all epochs. TrainingDiverged on NaN/inf."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.run_dir / "config.toml", to_toml(self.cfg))
+        baselines = self.task.baselines()
+        self._write_run_record(baselines)
         try:
             while self.epoch < self.cfg.run.epochs:
                 row = self.epoch_metrics(self.epoch + 1)
@@ -153,10 +169,32 @@ class Trainer:
                     self.verify(self.model, self.task, self.cfg, self.run_dir, self.epoch, self.progress)
         finally:
             if self.history:
-                plot_curves(self.history, self.run_dir / "curves.png",
+                plot_curves(self.history, self.run_dir / "curves.png", self.task.metric_info,
                             title=f"{self.cfg.model.network} ({self.cfg.model.neuron}, "
-                                  f"{self.cfg.model.bits or 'float'} bits): {self.task.source}")
+                                  f"{self.cfg.model.bits or 'float'} bits): {self.task.source}", baselines=baselines)
         return self.history
+
+    def _write_run_record(self, baselines: list[Baseline]) -> None:
+        """run.json, with this session added to those of the run so far (a record that cannot be read is
+        started afresh: it holds nothing training needs)."""
+        path = self.run_dir / RUN_RECORD
+        try:
+            sessions = list(json.loads(path.read_text())["sessions"]) if self.epoch else []
+        except (OSError, ValueError, KeyError, TypeError):
+            sessions = []
+        sessions.append({"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                         "from_epoch": self.epoch, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+                         "cosim": cosim_version(), "machine": f"{platform.node()}, {os.cpu_count()} CPUs"})
+        surrogate = None
+        if self.cfg.model.surrogate_file:
+            file = surrogate_path(self.cfg.model.surrogate_file, self.cfg.model.neuron)
+            provenance = load_artifact(file, check_provenance=False).provenance
+            surrogate = {"path": str(file), "sha256": file_sha256(file), "fitted": provenance.created,
+                         "fitted_with": provenance.cosim_version}
+        record = {"data": {"source": self.task.source, "sizes": self.task.sizes},
+                  "baselines": [baseline._asdict() for baseline in baselines], "surrogate": surrogate,
+                  "sessions": sessions}
+        write_atomic(path, json.dumps(record, indent=1))
 
     def epoch_metrics(self, epoch: int) -> dict[str, Any]:
         """Train one epoch and evaluate: the epoch's metrics row.

@@ -48,15 +48,16 @@ def test_music_cli_run_writes_the_run_folder(jsb_file: Path, tmp_path: Path, cap
             "--set", "run.threads=1", "--set", "model.bits=3"] + [a for o in TINY_FELIF for a in ("--set", o)]
     assert main(args) == 0
     assert "curves.png" in capsys.readouterr().out
-    for name in ("config.toml", "metrics.jsonl", "metrics.csv", "curves.png", "checkpoints/epoch-0001.pt",
+    for name in ("config.toml", "run.json", "metrics.jsonl", "metrics.csv", "curves.png", "checkpoints/epoch-0001.pt",
                  "checkpoints/epoch-0002.pt"):
         assert (out / name).is_file(), name
     history = read_metrics(out)
     assert [row["epoch"] for row in history] == [1, 2]
     for row in history:
-        for key in ("train_loss", "valid_loss", "test_loss", "valid_accuracy", "test_accuracy", "rate_hidden_hz"):
+        for key in ("train_loss", "valid_loss", "test_loss", "test_nll", "valid_frame_accuracy",
+                    "test_frame_accuracy", "test_on_fraction", "rate_hidden_hz"):
             assert np.isfinite(row[key]), key
-        assert 0 < row["train_loss"] < 1 and 0 <= row["test_accuracy"] <= 1
+        assert 0 < row["train_loss"] < 1 and 0 <= row["test_frame_accuracy"] <= 1
         assert 0 < row["rate_hidden_hz"] <= 1000 * (1 / 2 + 1 / 24)  # <= one spike per 2 steps (+1 in odd T)
     assert history[1]["train_loss"] < history[0]["train_loss"]
     csv_lines = (out / "metrics.csv").read_text().splitlines()
