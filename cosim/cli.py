@@ -105,7 +105,7 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         print(f"cosim report: wrote {build_report(args.run_dir)}")
-    except FileNotFoundError as err:
+    except (OSError, ValueError) as err:  # a missing or unknown folder, an unreadable file (ReportError, ConfigError)
         print(f"cosim report: {err}", file=sys.stderr)
         return 1
     return 0
@@ -242,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--seed", type=int, default=0, help="seed of the programming draw (default 0)")
     verify.set_defaults(func=_verify)
 
-    report = sub.add_parser("report", help="build one HTML page with the plots and figures of a run folder")
-    report.add_argument("run_dir", help="the run folder (e.g. runs/main)")
+    report = sub.add_parser("report", help="one HTML page of a run folder: what ran, how it came out (outcomes "
+                                           "against baselines and goals), key figures, the rest folded")
+    report.add_argument("run_dir", help="a folder of cosim run, train, verify, characterize --out or fit --out "
+                                        "(e.g. runs/main)")
     report.set_defaults(func=_report)
 
     check_va = sub.add_parser("check-va", help="report what OpenVAF/OSDI silently gets wrong or refuses in Verilog-A "

@@ -2,16 +2,22 @@
 
 characterise the devices (quick testbenches) -> load the shipped surrogates -> train the music predictor with
 BRUNO and 3-bit RRAM synapses for a few epochs (verified in SPICE during training) -> verify the final network
-in SPICE -> one HTML report. Every stage writes into the run folder; `summary.json` there lists the stages with
-their wall times and key figures.
+in SPICE -> one HTML report. Every stage writes into the run folder; `summary.json` there holds the command, the
+commit and machine, the stages with their wall times, and the outcomes (`cosim.report.outcomes`: each headline
+figure with its definition, value, baselines on the same data, the paper's value and the goal), which the job
+also prints when it ends.
 """
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import platform
+import shlex
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from cosim.train.config import load_config
 
@@ -33,13 +39,15 @@ small enough for about 5 minutes on 2 cores (a subset of the music21 Bach choral
 _REPO = Path(__file__).resolve().parents[1]
 
 
-def run_main(out: Path | str, overrides: tuple[str, ...] = ()) -> Path:
+def run_main(out: Path | str, overrides: tuple[str, ...] = (), devices: Sequence[str] | None = None) -> Path:
     """Run the main job into folder `out`; return the path of its report.
 
-    `overrides` ("section.key=value") are applied to the training config after `MAIN_OVERRIDES`.
+    `overrides` ("section.key=value") are applied to the training config after `MAIN_OVERRIDES`; `devices`: the
+    characterisations to run (default: every registered one).
     """
     from cosim.devices.characterize import characterization_names, characterize
-    from cosim.report import build_report
+    from cosim.report import build_report, format_outcomes, training_outcomes
+    from cosim.surrogates.artifact import cosim_version
     from cosim.train.loop import train
     from cosim.verify.runner import verify_epoch, verify_run
 
@@ -47,6 +55,7 @@ def run_main(out: Path | str, overrides: tuple[str, ...] = ()) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = load_config("music", MAIN_OVERRIDES + (f"run.out={json.dumps(str(run_dir))}",) + tuple(overrides))
     stages: dict[str, dict[str, Any]] = {}
+    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
     def stage(name: str, work: Callable[[], Any]) -> Any:
         print(f"cosim run: {name} ...", flush=True)
@@ -55,7 +64,7 @@ def run_main(out: Path | str, overrides: tuple[str, ...] = ()) -> Path:
         stages[name] = {"seconds": round(time.perf_counter() - start, 1)}
         return result
 
-    for device in characterization_names():
+    for device in characterization_names() if devices is None else devices:
         stage(f"characterize {device}",
               lambda device=device: characterize(device, run_dir / "characterization" / device, quick=True))
     stage("surrogates", lambda: _copy_surrogate_reports(run_dir / "surrogates"))
@@ -65,9 +74,16 @@ def run_main(out: Path | str, overrides: tuple[str, ...] = ()) -> Path:
     stages["verify"]["figures"] = {k: verified[k] for k in ("prediction_agreement", "spike_count_agreement",
                                                             "spike_time_error_s", "spice_metric", "surrogate_metric")}
     _copy_benchmark_figures(run_dir / "benchmarks")
-    (run_dir / "summary.json").write_text(json.dumps({"overrides": list(MAIN_OVERRIDES + tuple(overrides)),
-                                                      "stages": stages}, indent=1, default=str))
-    return build_report(run_dir)
+    outcomes = training_outcomes(run_dir)
+    command = shlex.join(["cosim", "run", "--out", str(run_dir)] + [a for o in overrides for a in ("--set", o)])
+    summary = {"command": command, "cosim": cosim_version(), "machine": f"{platform.node()}, {os.cpu_count()} CPUs",
+               "started": started, "overrides": list(MAIN_OVERRIDES + tuple(overrides)), "stages": stages,
+               "outcomes": [outcome.to_dict() for outcome in outcomes]}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    report = build_report(run_dir)
+    print(f"cosim run: outcomes (test split after epoch {history[-1]['epoch']}; definitions in {report}):\n"
+          f"{format_outcomes(outcomes)}", flush=True)
+    return report
 
 
 def _copy_surrogate_reports(dest: Path) -> list[str]:
