@@ -33,7 +33,7 @@ def embed(path: Path, width: int) -> str:
     if image.width > width:
         image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    image.quantize(PALETTE, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(buffer, "PNG",
+    image.quantize(PALETTE, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(buffer, "PNG",
                                                                                             optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
