@@ -353,6 +353,9 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if v.every < 0 or v.samples < 1 or v.max_steps < 0 or not v.cpu_budget_s > 0 or not 0 <= v.tolerance <= 1:
         problems.append("verify: need every >= 0, samples >= 1, max_steps >= 0, cpu_budget_s > 0 and tolerance in "
                         "[0, 1]")
+    if music_data and 0 < v.max_steps <= d.warmup_steps:
+        problems.append(f"verify.max_steps = {v.max_steps} leaves nothing to compare after the {d.warmup_steps} "
+                        "warm-up steps (data.warmup_steps) of each chorale: use more steps, or 0 for all")
     if v.every and (m.neuron == "lif" or m.bits not in (3, 4)):
         problems.append("verify.every > 0 needs device neurons and 3- or 4-bit synapses (model.neuron not \"lif\", "
                         "model.bits = 3 or 4): SPICE verification maps weight levels onto synapse conductance pairs")

@@ -112,3 +112,10 @@ def test_a_fine_step_that_would_hang_the_run_is_refused():
 def test_physical_parameters_stay_in_ranges_a_device_can_have(override: str, message: str):
     with pytest.raises(ConfigError, match=message):
         load_config("music", [override])
+
+
+def test_verifying_fewer_music_steps_than_the_warm_up_is_refused():
+    """With verify.max_steps at or below the warm-up no (step, key) cell is compared, and the agreement came out 0."""
+    with pytest.raises(ConfigError, match="verify.max_steps = 5 leaves nothing to compare"):
+        load_config("music", ["verify.max_steps=5"])
+    assert load_config("music", ["verify.max_steps=6"]).verify.max_steps == 6
