@@ -6,10 +6,12 @@ for VACASK with the Verilog-A models `models/fecap_nd{N}.va` and `models/felif_c
     in   the membrane node: inject the synaptic current here (A, into the node); its voltage is V
     spk  spike output (V, to ground): v_spk while the neuron is reset, 0 otherwise; a spike is a rising edge
 
-No supply: comparator, latch and reset driver are behavioural (ideal references). Inside:
+Comparator, latch and reset driver are behavioural (ideal references); the rails v_dd and v_ss of the input
+protection are ideal sources inside the subcircuit. Inside:
 
 - the FeCap (`fecap_nd{N}`, cosim.devices.fecap) from `in` to ground, the parasitic capacitance c_par and the
   discharge current i_dsc tanh(V/v_sgn) (REFERENCE.md's I_dsc sign(V), smoothed over v_sgn for convergence);
+- the input protection: clamp diodes from `in` to v_dd (3.3 V) and from v_ss (-4.5 V) to `in` (below);
 - a threshold detector (comparator of width v_cmp around v_thr) setting a latch q (time constant tau_q);
 - while latched, a switch of on-resistance r_on drives `in` first to v_erase for t_erase (a field strong enough to
   switch every domain back to negative saturation, P -> -P_s) and then to v_reset;
@@ -25,14 +27,47 @@ of the neuron, so the circuit reproduces REFERENCE.md (first crossing 12.56 ms a
 `method="gear"` (the FeCap's domain states ring under trapezoidal integration) and a maximum step of a few us so
 that the threshold crossing is resolved (NEURON_MAX_STEP).
 
-The controller equations (latch, timer, edge counter, switch, discharge, spike output) are written once below and
-rendered into the ngspice B-sources and the Verilog-A module `felif_ctrl`; the files are generated
-(`python -m cosim.devices.felif`) and a test checks they are current.
+Input protection. The column currents of signed weights are negative as often as positive, and a membrane fed
+-6 nA for a few coarse steps would fall to -20 V and below (the bare node has nothing but the FeCap and 10 pA of
+discharge), far outside what the FeCap or any driver survives. A pair of clamp diodes, as on any CMOS input pin,
+holds it: one from `in` to the rail v_dd, one from the rail v_ss to `in`, each
+
+    I_D = i_sd (exp(V_D / (n_d V_T)) - 1),    V_T = kT/q at 27 C (THERMAL_VOLTAGE),
+
+in series with r_sd. The series resistance is taken as the diode's high-current asymptote: the exponential up to
+the knee current n_d V_T / r_sd (259 uA at the defaults) and, above it, its tangent continued with slope 1/r_sd
+(C1 at the knee, 26 mV from the exact series connection there, exact on either side). Training currents stay
+below 1 uA, three decades under the knee, and the current cannot overflow in a Newton iteration far out.
+The design values:
+
+- i_sd = 1 fA, n_d = 1: a 10 um^2 junction diode at the BSIM4 default saturation current density JSS = 1e-4 A/m^2
+  and emission coefficient NJS = 1 (BSIM4 manual, source/drain junction diode parameters); its junction
+  capacitance (some fF) is part of c_par. r_sd = 100 Ohm, an on-chip diffusion and contact resistance.
+- v_dd = 3.3 V, the I/O supply of a CMOS process, 0.8 V (31 n_d V_T) above the highest threshold used (2.5 V).
+- v_ss = -4.5 V, the negative supply of the erase driver, which must lie below the -4 V it drives the node to;
+  0.5 V (19 n_d V_T) of headroom.
+
+Between v_erase and v_thr both diodes are reverse- or zero-biased and draw at most i_sd (1 fA, 1e-4 of the
+discharge current): the protection does not load the node in operation. Under a negative input I the node
+settles where the lower diode carries it, V = v_ss - n_d V_T ln(|I|/i_sd + 1): -4.90 V at -6 nA, -5.00 V at
+-300 nA (`FeLIFCircuitParameters.membrane_limits`), and likewise above v_dd for a positive input the reset does
+not stop. The training model clips V to the limits at 300 nA (`FeLIFParameters.v_min`, `v_max`), the order of
+the largest column currents training produces (the main job's 3-bit music network, all 54 keys on: 146 nA).
+A positive input after a negative phase finds the circuit, within ~C V_T / I, where the diode carries less than
+it (-4.89 V at 4 nA): up to 0.11 V above the model's v_min, which makes the circuit's next crossing up to 16 us
+(at 4 nA) earlier. The protection is a behavioural current written once in the equation strings below, not the
+simulators' diode models: ngspice's adds gmin (1e-12 S) across the junction, 0.5-7 pA at these reverse biases,
+comparable to the 10 pA discharge.
+
+The controller equations (latch, timer, edge counter, switch, discharge, protection, spike output) are written
+once below and rendered into the ngspice B-sources and the Verilog-A module `felif_ctrl`; the files are
+generated (`python -m cosim.devices.felif`) and a test checks they are current.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -46,7 +81,7 @@ from cosim.devices.fecap import (
 )
 from cosim.devices.plugins import NeuronBank, NeuronResponse, register_neuron
 from cosim.felif.layer import FeLIFLayer
-from cosim.felif.physics import V_CLIP, FeLIFParameters
+from cosim.felif.physics import FeLIFParameters
 from cosim.felif.record import record
 from cosim.felif.step import StepConfig
 from cosim.felif.variability import VARIED_FIELDS, device_to_device
@@ -55,6 +90,11 @@ from cosim.spice.elements import CurrentSource, Pwl, SubcircuitInstance
 
 NEURON_FIELDS = ("c_par", "i_dsc", "v_thr", "v_reset")
 """`FeLIFParameters` fields that are neuron-circuit parameters (same names in the netlists)."""
+MODEL_LIMIT_FIELDS = ("v_min", "v_max")
+"""`FeLIFParameters` fields that are no circuit parameters: the training model's V limits, which must be where the
+circuit's input protection holds the membrane (`FeLIFCircuitParameters.membrane_limits`)."""
+LIMIT_TOLERANCE = 1e-3
+"""Largest difference between the model's V limits and the circuit's `membrane_limits`, V."""
 
 T_EDGE = 1e-9
 """Width of the internal clock-edge pulses, s (each integrates to one count)."""
@@ -63,7 +103,13 @@ C_CTRL = 1e-12
 NEURON_MAX_STEP = 5e-6
 """Largest time step of neuron transients, s: locates the threshold crossing to well within 1 %."""
 CONTROLLER_VA = MODELS_DIR / "felif_ctrl.va"
-"""Verilog-A of the neuron's periphery (membrane parasitics, latch, reset switch, spike output)."""
+"""Verilog-A of the neuron's periphery (membrane parasitics, protection, latch, reset switch, spike output)."""
+THERMAL_VOLTAGE = 1.380649e-23 * 300.15 / 1.602176634e-19
+"""kT/q at 27 C (the simulators' nominal temperature), V: the thermal voltage of the clamp diodes."""
+PROTECTION_DESIGN_CURRENT = 300e-9
+"""Largest input current the protection is designed to hold, A (a few hundred nA: the largest column currents
+training produces): the training model's V limits are where the clamp diodes settle under it
+(`FeLIFCircuitParameters.membrane_limits`)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +134,16 @@ class FeLIFCircuitParameters:
     """Width of the threshold comparator (tanh), V."""
     tau_q: float = 10e-9
     """Time constant of the latch (and of clearing the timer and counter), s."""
+    v_dd: float = 3.3
+    """Upper rail of the input protection, V: the clamp diode from the membrane conducts above it."""
+    v_ss: float = -4.5
+    """Lower rail of the input protection, V: the clamp diode to the membrane conducts below it."""
+    i_sd: float = 1e-15
+    """Saturation current of each clamp diode, A."""
+    n_d: float = 1.0
+    """Emission coefficient of the clamp diodes."""
+    r_sd: float = 100.0
+    """Series resistance of each clamp diode, Ohm."""
 
     @classmethod
     def reference(cls, physics: FeLIFParameters | None = None) -> "FeLIFCircuitParameters":
@@ -107,9 +163,13 @@ class FeLIFCircuitParameters:
         """Raise ValueError naming the parameter if the circuit is meaningless; return self."""
         self.fecap.validate()
         p = self.physics
-        for name in ("r_on", "t_clk", "t_erase", "v_spk", "v_sgn", "v_cmp", "tau_q"):
+        for name in ("r_on", "t_clk", "t_erase", "v_spk", "v_sgn", "v_cmp", "tau_q", "i_sd", "n_d", "r_sd"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"FeLIF circuit parameter {name} must be > 0, got {getattr(self, name)!r}")
+        if not self.v_ss < self.v_erase < p.v_thr < self.v_dd:
+            raise ValueError(f"FeLIF circuit needs v_ss < v_erase and v_thr < v_dd, got v_ss = {self.v_ss!r}, "
+                             f"v_erase = {self.v_erase!r}, v_thr = {p.v_thr!r}, v_dd = {self.v_dd!r} V: the input "
+                             "protection must not conduct between the erase drive and the threshold")
         if not self.v_erase < p.v_reset < p.v_thr:
             raise ValueError(f"FeLIF circuit needs v_erase < v_reset < v_thr, got {self.v_erase!r}, "
                              f"{p.v_reset!r}, {p.v_thr!r} V")
@@ -119,7 +179,25 @@ class FeLIFCircuitParameters:
         if not 100 * self.tau_q <= self.t_erase:
             raise ValueError(f"FeLIF circuit tau_q ({self.tau_q!r} s) must be at most t_erase/100 "
                              f"({self.t_erase / 100!r} s): the latch must be fast against the reset phases")
+        limits = self.membrane_limits()
+        if max(abs(float(p.v_min) - limits[0]), abs(float(p.v_max) - limits[1])) > LIMIT_TOLERANCE:
+            raise ValueError(f"FeLIF circuit: the training model's V limits v_min = {float(p.v_min)!r}, v_max = "
+                             f"{float(p.v_max)!r} V are not where this circuit's input protection holds the membrane "
+                             f"at {PROTECTION_DESIGN_CURRENT:g} A ({limits[0]:.4f}, {limits[1]:.4f} V): set "
+                             "FeLIFParameters v_min/v_max to those, or the protection parameters back")
         return self
+
+    def membrane_limits(self, current: float = PROTECTION_DESIGN_CURRENT) -> tuple[float, float]:
+        """(lowest, highest) membrane voltage, V: where the clamp diodes carry an input of -current and +current
+        (A), the inverse of the protection's I(V); the discharge and FeCap leakage (pA) are left out."""
+        if not current > 0:
+            raise ValueError(f"membrane_limits needs a current > 0 A, got {current!r}")
+        scale = self.n_d * THERMAL_VOLTAGE
+        knee = math.log(scale / (self.r_sd * self.i_sd))
+        x = math.log(current / self.i_sd + 1.0)
+        if x > knee:  # ohmic above the knee: i_sd e^knee (1 + x - knee) = current + i_sd
+            x = knee + (current / self.i_sd + 1.0) * math.exp(-knee) - 1.0
+        return self.v_ss - scale * x, self.v_dd + scale * x
 
     @property
     def subcircuit(self) -> str:
@@ -133,7 +211,8 @@ class FeLIFCircuitParameters:
         return self.fecap.model_parameters() + neuron + circuit
 
 
-CIRCUIT_FIELDS = ("v_erase", "t_erase", "r_on", "t_clk", "v_spk", "v_sgn", "v_cmp", "tau_q")
+CIRCUIT_FIELDS = ("v_erase", "t_erase", "r_on", "t_clk", "v_spk", "v_sgn", "v_cmp", "tau_q", "v_dd", "v_ss", "i_sd",
+                  "n_d", "r_sd")
 """FeLIFCircuitParameters fields that are subcircuit parameters."""
 
 
@@ -164,6 +243,18 @@ NE_RATE = f"{ON}*V(clk) - {CLEAR}*V(ne)/tau_q"
 TARGET = "(v_reset + (v_erase - v_reset)*(0.5 - 0.5*tanh((V(tmr) - 1)/0.01)))"
 SWITCH = f"{ON}*(V(in) - {TARGET})/r_on"
 DISCHARGE = "i_dsc*tanh(V(in)/v_sgn)"
+KNEE = f"ln(n_d*{THERMAL_VOLTAGE!r}/(r_sd*i_sd))"
+"""ln(knee current / i_sd) of the clamp diodes: above n_d V_T / r_sd their series resistance takes over."""
+
+
+def _clamp_diode(bias: str) -> str:
+    """Current of one clamp diode at forward bias `bias` (V): exponential to the knee, then slope 1/r_sd."""
+    x = f"({bias})/(n_d*{THERMAL_VOLTAGE!r})"
+    return f"i_sd*(exp(min({x}, {KNEE}))*(1 + max({x} - {KNEE}, 0)) - 1)"
+
+
+PROTECTION = f"{_clamp_diode('V(in) - v_dd')} - {_clamp_diode('v_ss - V(in)')}"
+"""Current of the input protection out of the membrane node, A: the diode to v_dd minus the diode from v_ss."""
 SPIKE = f"v_spk*{ON}"
 
 _PARAMETER_DOCS = {
@@ -179,6 +270,11 @@ _PARAMETER_DOCS = {
     "v_sgn": ("V", "smoothing of sign(V) in the discharge current"),
     "v_cmp": ("V", "comparator width"),
     "tau_q": ("s", "latch time constant"),
+    "v_dd": ("V", "upper rail of the input protection (clamp diode in -> v_dd)"),
+    "v_ss": ("V", "lower rail of the input protection (clamp diode v_ss -> in)"),
+    "i_sd": ("A", "saturation current of each clamp diode"),
+    "n_d": ("1", "emission coefficient of the clamp diodes"),
+    "r_sd": ("Ohm", "series resistance of each clamp diode"),
 }
 
 
@@ -188,7 +284,8 @@ def _header(n: int, comment: str, dialect: str) -> str:
         "GENERATED by cosim.devices.felif (python -m cosim.devices.felif); edit the generator, not this file.",
         "Ports: in (membrane node: inject the input current here), spk (spike output: v_spk while reset, else 0).",
         "A threshold crossing of V(in) latches the neuron: in is driven through r_on to v_erase for t_erase, then",
-        "to v_reset, until the second clock edge (edges at k t_clk) after the crossing. No supply.",
+        "to v_reset, until the second clock edge (edges at k t_clk) after the crossing. Input protection:",
+        "clamp diodes in -> v_dd and v_ss -> in (rails as ideal sources, see cosim.devices.felif).",
         f"Needs the FeCap model {fecap_model_name(n)} ("
         + ("netlists/" if dialect == "ngspice" else "models/") + f"{fecap_model_name(n)}"
         + (".lib" if dialect == "ngspice" else ".va") + ")"
@@ -226,6 +323,7 @@ def render_ngspice(n: int) -> str:
         f"Xfe in 0 {fecap_model_name(n)} {fecap_params}",
         "Cpar in 0 {c_par}",
         f"Bdsc in 0 I={DISCHARGE}",
+        f"Bprot in 0 I={PROTECTION}",
         f"Vclk clk 0 PULSE(0 {pulse['high']} {pulse['delay']} {pulse['edge']} {pulse['edge']} {pulse['width']} "
         f"{pulse['period']})",
     ]
@@ -255,7 +353,8 @@ def render_vacask(n: int) -> str:
 
 
 def render_controller_va() -> str:
-    """The Verilog-A module `felif_ctrl(in, spk, clk)`: c_par, discharge, latch, reset switch, spike output."""
+    """The Verilog-A module `felif_ctrl(in, spk, clk)`: c_par, discharge, input protection, latch, reset switch,
+    spike output."""
     header = [
         "felif_ctrl: periphery of the FeLIF neuron (VACASK side of netlists/felif_nd{N}_vacask.lib).",
         "GENERATED by cosim.devices.felif (python -m cosim.devices.felif); edit the generator, not this file.",
@@ -269,13 +368,13 @@ def render_controller_va() -> str:
              "    electrical q, tmr, ne;"]
     for name in params:
         unit, text = _PARAMETER_DOCS[name]
-        bounds = "" if name in ("v_thr", "v_reset", "v_erase") else (" from [0:inf)" if name in ("i_dsc", "c_par")
-                                                                      else " from (0:inf)")
+        bounds = "" if name in ("v_thr", "v_reset", "v_erase", "v_dd", "v_ss") else (
+            " from [0:inf)" if name in ("i_dsc", "c_par") else " from (0:inf)")
         lines.append(f'    (* desc="{text}", units="{unit}" *) parameter real {name} = {values[name]!r}{bounds};')
     lines += ["", "    analog begin"]
     for node, rate in (("q", Q_RATE), ("tmr", TMR_RATE), ("ne", NE_RATE)):
         lines.append(f"        I({node}) <+ {C_CTRL!r}*(ddt(V({node})) - ({rate}));")
-    lines += ["        I(in) <+ ddt(c_par*V(in)) + " + DISCHARGE + " + " + SWITCH + ";",
+    lines += ["        I(in) <+ ddt(c_par*V(in)) + " + DISCHARGE + " + " + PROTECTION + " + " + SWITCH + ";",
               f"        V(spk) <+ {SPIKE};", "    end", "endmodule"]
     return "\n".join(lines) + "\n"
 
@@ -325,13 +424,14 @@ NEURON_REF = "Xn"
 
 def current_step_job(params: FeLIFCircuitParameters, current: float, stop: float, *,
                      simulator: Simulator = "ngspice", max_step: float = NEURON_MAX_STEP, name: str = "") -> SimJob:
-    """One neuron driven by a constant current (A, switched on in 1 ns at t = 0) for `stop` seconds.
+    """One neuron driven by a constant current (A into the membrane, negative out of it; switched on in 1 ns at
+    t = 0) for `stop` seconds.
 
     Vectors: time, v(mem) (the membrane), v(spk), and the FeCap domain nodes v(xn.xfe.p<i>).
     """
     params.validate()
-    if not current >= 0 or not stop > 0:
-        raise ValueError(f"current_step_job needs current >= 0 A and stop > 0 s, got {current!r}, {stop!r}")
+    if not math.isfinite(current) or not stop > 0:
+        raise ValueError(f"current_step_job needs a finite current (A) and stop > 0 s, got {current!r}, {stop!r}")
     neuron = neuron_element(NEURON_REF, "mem", "spk", params)
     circuit = Circuit(netlist="", title=f"FeLIF neuron {current:g} A", elements=(
         CurrentSource("Iin", "0", "mem", waveform=Pwl(((0.0, 0.0), (1e-9, current)))), neuron),
@@ -519,10 +619,10 @@ class FeLIFDevice:
 
     Training model: `FeLIFLayer` (BRUNO or another coarse-step method) with the analytic physics, or the fitted
     surrogate's parameters and validity guard. Circuit options (`circuits`): ``n_domains`` (1: the single-domain
-    FeCap the analytic layer computes, or 8), ``membrane_clamp`` (True: each membrane node is clamped to the
-    training model's +-V_CLIP, which the bare circuit does not have; a negative input drives it to -20 V and the
-    neuron then recovers much later than the model), ``max_step`` (s). A network trained with a fitted surrogate
-    runs on the circuit that surrogate was fitted to, each neuron scaled by its device-to-device variability.
+    FeCap the analytic layer computes, or 8), ``max_step`` (s). The circuits are the netlists as they are, input
+    protection included (the training model's V limits are where it holds the membrane); verification adds
+    nothing to them. A network trained with a fitted surrogate runs on the circuit that surrogate was fitted to,
+    each neuron scaled by its device-to-device variability.
     """
 
     name = "felif"
@@ -547,10 +647,9 @@ class FeLIFDevice:
                           c2c_sigma=model.cycle_to_cycle_sigma)
 
     def circuits(self, layer: FeLIFLayer, dt: float, options: Mapping[str, Any], fitted: Any | None) -> NeuronBank:
-        unknown = set(options) - {"n_domains", "membrane_clamp", "max_step"}
+        unknown = set(options) - {"n_domains", "max_step"}
         if unknown:
-            raise ValueError(f"FeLIF circuit options: unknown {sorted(unknown)}; known: n_domains, membrane_clamp, "
-                             "max_step")
+            raise ValueError(f"FeLIF circuit options: unknown {sorted(unknown)}; known: n_domains, max_step")
         n_domains = options.get("n_domains", 1)
         if n_domains not in SHIPPED_DOMAIN_COUNTS:
             raise ValueError(f"FeLIF circuit option n_domains must be one of the shipped FeCap models "
@@ -568,8 +667,7 @@ class FeLIFDevice:
         return NeuronBank(first.subcircuit, circuit_files(circuits[0], "ngspice")["includes"], ("in", "spk"),
                           tuple(c.subcircuit_parameters() for c in circuits),
                           max_step=options.get("max_step", NEURON_MAX_STEP), method="gear", spike_port="spk",
-                          spike_level=0.5 * circuits[0].v_spk,
-                          membrane_limit=V_CLIP if options.get("membrane_clamp", True) else None)
+                          spike_level=0.5 * circuits[0].v_spk)
 
     def reference(self, layer: FeLIFLayer, currents: np.ndarray, dt: float,
                   sample_every: float) -> list[NeuronResponse]:

@@ -83,8 +83,6 @@ class NeuronBank:
     """Port whose voltage rises when the neuron spikes ("" if the neuron has no spike output)."""
     spike_level: float = 0.5
     """Voltage of `spike_port` above which the neuron is spiking, V (a spike is an upward crossing)."""
-    membrane_limit: float | None = None
-    """A behavioural clamp keeping each ``in`` node within +-limit V (`clamp_card`); None: the bare circuit."""
 
     def __post_init__(self) -> None:
         if "in" not in self.ports:
@@ -109,13 +107,11 @@ class NeuronBank:
         return _replace(self, params=tuple(self.params[j] for j in columns))
 
     def cards(self, n: int) -> list[str]:
-        """Instance cards of n neurons, ``Xn<j>`` (and their clamps)."""
+        """Instance cards of n neurons, ``Xn<j>``."""
         cards = []
         for j in range(n):
             assignments = " ".join(f"{k}={number(v)}" for k, v in self.neuron_params(j))
             cards.append(f"Xn{j} {' '.join(self.node(p, j) for p in self.ports)} {self.subckt} {assignments}".rstrip())
-            if self.membrane_limit is not None:
-                cards.append(clamp_card(f"clamp{j}", self.node("in", j), self.membrane_limit))
         return cards
 
 
@@ -123,24 +119,6 @@ def _replace(bank: NeuronBank, **changes: Any) -> NeuronBank:
     import dataclasses
 
     return dataclasses.replace(bank, **changes)
-
-
-CLAMP_CONDUCTANCE = 1e-3
-"""Conductance of the membrane clamp beyond its limits, S."""
-CLAMP_WIDTH = 1e-3
-"""Voltage over which the membrane clamp turns on, V (softplus width)."""
-
-
-def clamp_card(name: str, node: str, limit: float) -> str:
-    """A behavioural clamp holding `node` within [-limit, limit] V: the current g w (softplus((V - limit)/w) -
-    softplus(-(V + limit)/w)) to ground, i.e. g (V -+ limit) outside the limits and < 1e-40 A a few tens of w
-    inside them, so it never pulls V away from the interval."""
-    def softplus(z: str) -> str:
-        return f"(max({z}, 0) + ln(1 + exp(-abs({z}))))"  # overflow-free ln(1 + exp(z))
-
-    v, w = f"V({node})", number(CLAMP_WIDTH)
-    upper, lower = softplus(f"({v} - {number(limit)})/{w}"), softplus(f"-({v} + {number(limit)})/{w}")
-    return f"B{name} {node} 0 I={number(CLAMP_CONDUCTANCE * CLAMP_WIDTH)}*({upper} - {lower})"
 
 
 @dataclass(frozen=True)

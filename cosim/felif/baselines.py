@@ -15,7 +15,7 @@ step's result, spike = Heaviside(V - V_thr) with the surrogate of cfg. cfg.rate_
 sub-step's switching is stiff (r h > 1: a saturated FeCap under a membrane beyond about -2.7 V, or a neuron
 driven far past threshold) the rate is capped at 1/h in the gradient, as BRUNO caps it at 1/dt. The values are
 the plain Euler sub-steps, identical to BRUNO's forward. Without the guard, the Euler Jacobian dP'/dP = 1 - r h
-(-1e4 at the -5 V clip) overflowed the gradient to inf and NaN on both benchmark shapes, in float64 too.
+(-1e4 at the v_min = -5.0 V clip) overflowed the gradient to inf and NaN on both benchmark shapes, in float64 too.
 
 BPTT speed: a Python loop of eager torch ops pays interpreter and autograd overhead on ~30 tiny tensor ops per
 sub-step. The default backend "compiled" fuses `BPTT_CHUNK` sub-steps, forward and backward, into one

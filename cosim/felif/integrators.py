@@ -46,7 +46,7 @@ def exponential_step(state: FeLIFState, i_in: torch.Tensor, params: FeLIFParamet
         |dP| = |P_t - P| (1 - exp(-r(|E0| - k |dP|) h)),    k = c_div A / C_tot + d_div,
 
     where k |dP| is the field drop that switching causes through the charge balance
-    C_tot dV + A dP = q, which also gives V' (clipped to [-5, 5] V). The leakage current is explicit.
+    C_tot dV + A dP = q, which also gives V' (clipped to [v_min, v_max]). The leakage current is explicit.
     Explicit Euler or a rate frozen at the start of the step let switching overshoot by orders of magnitude
     once r h > 1 (h >~ 10 us near threshold); here the field settles where switching balances the input.
 
@@ -81,7 +81,7 @@ def exponential_step(state: FeLIFState, i_in: torch.Tensor, params: FeLIFParamet
     dp = sign * torch.where(newton, torch.exp(t), u_explicit)
     p_s = torch.as_tensor(params.p_s, dtype=p.dtype, device=p.device)
     p_next = torch.minimum(torch.maximum(p + dp, -p_s), p_s)
-    v_next = torch.clamp(v + (q - params.area * dp) / params.c_tot, -physics.V_CLIP, physics.V_CLIP)
+    v_next = physics.clip_voltage(v + (q - params.area * dp) / params.c_tot, params)
     return FeLIFState(v_next, p_next)
 
 

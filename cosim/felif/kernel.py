@@ -107,6 +107,8 @@ def coefficients(
         "area": params.area,
         "inv_ctot": 1.0 / params.c_tot,
         "v_thr": params.v_thr,
+        "v_min": params.v_min,
+        "v_max": params.v_max,
     }
     rows = [values[name] for name in load_extension().coefficient_names()]
     if not any(isinstance(r, torch.Tensor) for r in rows):

@@ -20,10 +20,6 @@ Scalar = Union[float, torch.Tensor]
 EPS0 = 8.8541878128e-12
 """Vacuum permittivity, F/m."""
 
-V_CLIP = 5.0
-"""The membrane voltage is kept in [-V_CLIP, V_CLIP], V."""
-
-
 @dataclass(frozen=True)
 class FeLIFParameters:
     """Device and neuron parameters (REFERENCE.md section 1 defaults)."""
@@ -58,6 +54,13 @@ class FeLIFParameters:
     """Spike threshold, V (2.0 V in the music runs)."""
     v_reset: Scalar = -1.5
     """Membrane voltage after a spike, V (the FeCap is reset to -P_s)."""
+    v_min: Scalar = -5.0049
+    """Lowest membrane voltage, V: where the neuron circuit's input protection holds the node under the largest
+    negative input current (300 nA into the clamp diode to the -4.5 V rail; derived by
+    `cosim.devices.felif.FeLIFCircuitParameters.membrane_limits`). V is clipped to [v_min, v_max]."""
+    v_max: Scalar = 3.8049
+    """Highest membrane voltage, V: where the input protection holds the node under the largest positive input
+    current (300 nA into the clamp diode to the 3.3 V rail), as `v_min`."""
     e_guard: float = 1e-6
     """Added to |E| only to avoid 0/0 in the switching rate, V/m."""
 
@@ -75,6 +78,11 @@ class FeLIFParameters:
         for name in ("c_par", "i_dsc", "i0"):
             if not bool(torch.all(torch.as_tensor(getattr(self, name)) >= 0)):
                 raise ValueError(f"FeLIF parameter {name} must be >= 0, got {getattr(self, name)!r}")
+        order = (("v_min", "v_reset"), ("v_reset", "v_thr"), ("v_thr", "v_max"))
+        for low, high in order:
+            if not bool(torch.all(torch.as_tensor(getattr(self, low)) < torch.as_tensor(getattr(self, high)))):
+                raise ValueError(f"FeLIF parameters need v_min < v_reset < v_thr < v_max (V), got {low} = "
+                                 f"{getattr(self, low)!r} and {high} = {getattr(self, high)!r}")
         return self
 
     # Derived quantities of the series stack (REFERENCE.md: c_div = 9.0498e7 1/m, d_div = 4.2587e8 V m/C,
@@ -159,13 +167,18 @@ def euler_step(
     state: FeLIFState, i_in: torch.Tensor, params: FeLIFParameters, dt: float, detach_rate: bool = False,
     max_rate: float | None = None, grad_max_rate: float | None = None,
 ) -> FeLIFState:
-    """One explicit Euler step of size dt (s), with V clipped to [-5, 5] V and P to [-P_s, P_s]; the rate
+    """One explicit Euler step of size dt (s), with V clipped to [v_min, v_max] and P to [-P_s, P_s]; the rate
     options of `polarisation_rate`."""
     dv, dp = derivatives(state.v, state.p, i_in, params, detach_rate, max_rate, grad_max_rate)
-    v = torch.clamp(state.v + dt * dv, -V_CLIP, V_CLIP)
+    v = clip_voltage(state.v + dt * dv, params)
     p_s = _as_tensor_like(params.p_s, state.p)
     p = torch.minimum(torch.maximum(state.p + dt * dp, -p_s), p_s)
     return FeLIFState(v, p)
+
+
+def clip_voltage(v: torch.Tensor, params: FeLIFParameters) -> torch.Tensor:
+    """V clipped to [v_min, v_max], V: the limits the neuron circuit's input protection holds the membrane to."""
+    return torch.clamp(v, min=_as_tensor_like(params.v_min, v), max=_as_tensor_like(params.v_max, v))
 
 
 def reset_state(state: FeLIFState, spiked: torch.Tensor, params: FeLIFParameters) -> FeLIFState:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cosim.devices.fecap import FeCapParameters
-from cosim.devices.felif import FeLIFCircuitParameters
+from cosim.devices.felif import MODEL_LIMIT_FIELDS, FeLIFCircuitParameters
 from cosim.felif.physics import FeLIFParameters
 from cosim.felif.step import StepConfig
 from cosim.surrogates import artifact
@@ -29,7 +29,7 @@ KIND = "felif"
 UNITS = {
     "area": "m^2", "t_fe": "m", "t_int": "m", "eps_fe": "1", "eps_int": "1", "c_par": "F", "i_dsc": "A",
     "e_a": "V/m", "p_s": "C/m^2", "tau0": "s", "alpha": "1", "i0": "A/m^2", "v_t": "V", "v_thr": "V",
-    "v_reset": "V", "e_guard": "V/m",
+    "v_reset": "V", "v_min": "V", "v_max": "V", "e_guard": "V/m",
 }
 """Unit of each FeLIFParameters field."""
 
@@ -117,7 +117,8 @@ class FeLIFSurrogate:
         try:
             record = self.artifact.data["circuit"]
             values = record["parameters"]
-            physics = FeLIFParameters(**{f.name: values[f.name] for f in dataclasses.fields(FeLIFParameters)})
+            physics = FeLIFParameters(**{f.name: values[f.name] for f in dataclasses.fields(FeLIFParameters)
+                                         if f.name not in MODEL_LIMIT_FIELDS})
             fecap = FeCapParameters(physics, n_domains=record["n_domains"], sigma_ea=record["sigma_ea"],
                                     ea_factors=tuple(record["ea_factors"]), p0=values["p0"])
             periphery = {f.name: values[f.name] for f in dataclasses.fields(FeLIFCircuitParameters)

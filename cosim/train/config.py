@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from cosim.felif.layer import step_method
-from cosim.felif.physics import V_CLIP
+from cosim.felif.physics import FeLIFParameters
 
 
 class ConfigError(ValueError):
@@ -293,9 +293,11 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         value = getattr(m, name)
         if not (math.isfinite(value) and value > 0):
             problems.append(f"model.{name} must be a finite number > 0, got {value}")
-    if not 0 < m.v_thr < V_CLIP:
-        problems.append(f"model.v_thr = {m.v_thr} V: the FeLIF membrane is held within +-{V_CLIP:g} V, so a "
-                        f"threshold it can cross is in (0, {V_CLIP:g}) V")
+    limits = FeLIFParameters()
+    if not 0 < m.v_thr < limits.v_max:
+        problems.append(f"model.v_thr = {m.v_thr} V: the FeLIF membrane is held within [{limits.v_min:g}, "
+                        f"{limits.v_max:g}] V by its input protection, so a threshold it can cross is in "
+                        f"(0, {limits.v_max:g}) V")
     for name, (low, high, unit, why) in PHYSICAL_RANGES.items():
         if not low <= getattr(m, name) <= high:
             problems.append(f"model.{name} = {getattr(m, name)} {unit} is outside [{low:g}, {high:g}] {unit}: {why}")

@@ -35,8 +35,10 @@ nominal mapping the programmed level 0 (the write-verify target closest to the r
 Neurons. Each FeLIF neuron becomes the FeLIF circuit of `cosim.devices.felif` fed at its membrane node by its
 column's mirror, with the layer's FeLIFParameters (per-neuron values where the layer has device-to-device
 variability; on a surrogate's fitted circuit, its physical parameters scaled by each neuron's factors) and the
-coarse step as the reset clock (the neuron device's `circuits`; FeLIF's options, e.g. its membrane clamp,
-through `HardwareConfig.neuron_options`).
+coarse step as the reset clock (the neuron device's `circuits`; FeLIF's options, e.g. its FeCap's domain
+count, through `HardwareConfig.neuron_options`). The neurons are the netlists as they are, input protection
+included (clamp diodes hold the membrane within the training model's v_min..v_max under negative input);
+nothing is added to them for verification.
 """
 from __future__ import annotations
 

@@ -185,6 +185,8 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
         "synapse_device": layer.synapse, "inputs": layer.inputs, "bits": layer.bits,
         "current_per_level_a": layer.current_per_level, "mirror_gain": chip.crossbar.config.mirror_gain,
         "tolerance": cfg.tolerance, "hardware": dataclasses.asdict(hw), "fitted_surrogate": fitted is not None,
+        # the neurons are simulated as their netlists are: no card beside each neuron's instance
+        "verification_adds_clamp": any(not card.startswith("Xn") for card in chip.neurons.cards(1)),
     }
     if network == "music":
         summary["frame_agreement"] = agreement["frames_agree"] / max(1, agreement["frames"])

@@ -24,7 +24,7 @@ from cosim.devices.felif import (
 )
 from cosim.felif import physics
 from cosim.felif.physics import FeLIFParameters
-from cosim.spice import run_many
+from cosim.spice import Circuit, DcSweep, SimJob, run, run_many
 
 REFERENCE = FeLIFCircuitParameters.reference()
 
@@ -46,6 +46,11 @@ def test_neuron_files_are_generated(n):
     (dict(t_clk=-1e-3), "t_clk"),
     (dict(fecap=FeCapParameters(physics=FeLIFParameters(t_fe=-1e-9))), "t_fe"),
     (dict(fecap=FeCapParameters(physics=FeLIFParameters(p_s=0.0))), "p_s"),
+    (dict(v_dd=2.0), "v_thr < v_dd"),
+    (dict(v_ss=-3.9), "v_ss < v_erase"),
+    (dict(i_sd=0.0), "i_sd"),
+    (dict(r_sd=-1.0), "r_sd"),
+    (dict(v_ss=-4.2), "v_min = -5.0049, v_max = 3.8049 V are not where this circuit's input protection holds"),
 ])
 @pytest.mark.parametrize("simulator", ["ngspice", "vacask"])
 def test_bad_parameters_are_rejected_before_any_simulation(change, message, simulator):
@@ -112,6 +117,46 @@ def test_verilog_a_neuron_on_vacask_matches_ngspice(params):
         ngspice, vacask = (result_spikes(r, params) for r in results[2 * k:2 * k + 2])
         assert vacask[0] == pytest.approx(ngspice[0], rel=0.01), f"{current * 1e9:g} nA"
         assert spike_steps(vacask, params.t_clk) == spike_steps(ngspice, params.t_clk)
+
+
+def test_protection_draws_negligible_current_between_erase_and_threshold():
+    """The protection's ngspice rendering swept on its own: at most i_sd = 1 fA (1e-4 of the 10 pA discharge)
+    from the -4 V erase drive to the 2.5 V threshold, and 300 nA at the model's limits v_min and v_max."""
+    circuit = FeLIFCircuitParameters()
+    params = " ".join(f"{name}={getattr(circuit, name)!r}" for name in ("v_dd", "v_ss", "i_sd", "n_d", "r_sd"))
+    body = f".subckt prot in params: {params}\nBprot in 0 I={felif.PROTECTION}\n.ends prot\nVm m 0 0\nXp m prot"
+    result = run(SimJob(Circuit(body), DcSweep(source="Vm", start=-5.2, stop=4.0, step=0.0001), outputs=("i(vm)",)))
+    v, current = result.x, -result["i(vm)"]  # the source's current into the node = the protection's out of it
+
+    def at(volts: float) -> float:
+        return float(np.interp(volts, v, current))
+
+    operating = (v >= circuit.v_erase) & (v <= circuit.physics.v_thr)
+    assert np.abs(current[operating]).max() <= 1.0001e-15
+    assert abs(at(2.5)) <= 1.0001e-15 and abs(at(-4.0)) <= 1.0001e-15
+    limits = FeLIFParameters()
+    assert at(limits.v_min) == pytest.approx(-300e-9, rel=0.01) and at(limits.v_max) == pytest.approx(300e-9, rel=0.01)
+
+
+@pytest.mark.parametrize("params", [REFERENCE, FeLIFCircuitParameters()], ids=["single-domain", "default"])
+def test_negative_input_settles_at_the_derived_limit_on_both_simulators(params):
+    """-6, -30 and -300 nA from rest: the membrane settles where the clamp diode carries the current (the bare
+    circuit fell to -20 V and below), within 1 mV of `membrane_limits` on ngspice and VACASK alike, never below
+    the training model's v_min (the limit at 300 nA, its default) by more than the first time step's overshoot."""
+    currents = (-6e-9, -30e-9, -300e-9)
+    jobs = [current_step_job(params, i, 3e-3, simulator=sim) for i in currents for sim in ("ngspice", "vacask")]
+    results = run_many(jobs, progress=False, raise_errors=True)
+    limits = FeLIFParameters()
+    assert (limits.v_min, limits.v_max) == pytest.approx(params.membrane_limits(), abs=1e-4)
+    for k, current in enumerate(currents):
+        expected = params.membrane_limits(-current)[0]
+        for result in results[2 * k:2 * k + 2]:
+            v = result["v(mem)"]
+            assert v[-1] == pytest.approx(expected, abs=1e-3), f"{current * 1e9:g} nA"
+            assert v.min() > limits.v_min - 0.01, f"{current * 1e9:g} nA"
+            assert np.all(result["v(spk)"] < 0.5 * params.v_spk), "no spike under negative input"
+        assert results[2 * k]["v(mem)"][-1] == pytest.approx(results[2 * k + 1]["v(mem)"][-1], abs=1e-4)
+    assert results[0]["v(mem)"][-1] > results[4]["v(mem)"][-1] + 0.09  # 60 mV a decade: -4.90 V vs -5.00 V
 
 
 def test_sample_neurons_vary_only_their_fecaps():

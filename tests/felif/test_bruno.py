@@ -25,7 +25,7 @@ def sample_states(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.
     i_in = torch.rand(50 * n, generator=g, dtype=torch.float64) * 10e-9
     out = physics.euler_step(FeLIFState(v, p), i_in, PARAMS, CFG.dt)
     rate = physics.switching_rate(physics.field(v, p, PARAMS), PARAMS)
-    ok = (out.v.abs() < physics.V_CLIP) & (out.p.abs() < PARAMS.p_s) & (rate * CFG.dt < 1)
+    ok = (out.v > PARAMS.v_min) & (out.v < PARAMS.v_max) & (out.p.abs() < PARAMS.p_s) & (rate * CFG.dt < 1)
     assert int(ok.sum()) >= n
     return v[ok][:n], p[ok][:n], i_in[ok][:n]
 
@@ -99,7 +99,7 @@ def test_guard_where_euler_overshoots():
     (grad_v, grad_p) = torch.autograd.grad(guarded.p.sum(), (v, p))
     assert torch.all(grad_v == 0) and torch.all(grad_p == 0)
     plain = coarse_step(FeLIFState(v, p), torch.zeros_like(v), PARAMS, CFG)
-    assert plain.v.min() == -physics.V_CLIP, "unguarded, the overshoot drives V into the clip"
+    assert plain.v.min() == PARAMS.v_min, "unguarded, the overshoot drives V into the clip"
 
 
 @pytest.mark.parametrize("surrogate", ["superspike", "tanh"])
@@ -142,7 +142,7 @@ def test_finite_on_10000_random_states_float32(rate_grad):
     n = 10_000
     g = torch.Generator().manual_seed(5)
     v = torch.rand(n, generator=g) * 10 - 5
-    v[:500], v[500:1000], v[1000:1500] = physics.V_CLIP, -physics.V_CLIP, 0.0
+    v[:500], v[500:1000], v[1000:1500] = PARAMS.v_max, PARAMS.v_min, 0.0
     p = (torch.rand(n, generator=g) * 2 - 1) * PARAMS.p_s
     p[1500:2000], p[2000:2500] = PARAMS.p_s, -PARAMS.p_s
     i_in = (torch.rand(n, generator=g) * 2 - 1) * 10 ** (torch.rand(n, generator=g) * 8 - 12)
@@ -165,7 +165,7 @@ def test_finite_over_10000_step_sequence_float32():
     x.requires_grad_()
     spikes, record = layer(x, record=True)
     assert torch.isfinite(record.v).all() and torch.isfinite(record.p).all()
-    assert record.v.max() <= physics.V_CLIP and record.v.min() >= -physics.V_CLIP
+    assert record.v.max() <= PARAMS.v_max and record.v.min() >= PARAMS.v_min
     (spikes.sum() + record.v.sum() + record.p.sum()).backward()
     assert torch.isfinite(x.grad).all()
     assert spikes[:, :, 1].mean() == 0.5, "1 mA: one spike every other step"

@@ -102,8 +102,8 @@ def test_a_fine_step_that_would_hang_the_run_is_refused():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("model.v_thr=1e300", r"model.v_thr = 1e\+300 V: the FeLIF membrane is held within \+-5 V"),
-    ("model.v_thr=5.0", r"threshold it can cross is in \(0, 5\) V"),
+    ("model.v_thr=1e300", r"model.v_thr = 1e\+300 V: the FeLIF membrane is held within \[-5.0049, 3.8049\] V"),
+    ("model.v_thr=3.9", r"threshold it can cross is in \(0, 3.8049\) V"),
     ("model.v_thr=-1", r"model.v_thr = -1.0 V"),
     ("model.current_scale=1.0", r"model.current_scale = 1.0 A per weight unit is outside \[1e-13, 1e-05\]"),
     ("model.current_scale=nan", r"model.current_scale = nan"),

@@ -33,15 +33,15 @@ enum Coef : int {
   AREA,      // A, m^2
   INV_CTOT,  // 1/C_tot, 1/F
   V_THR,     // V_thr, V
+  V_MIN,     // v_min, V (lower clip of V)
+  V_MAX,     // v_max, V (upper clip of V)
   N_COEF
 };
 
 // Names of the rows, in order, for the Python side.
 static const char* const COEF_NAMES[N_COEF] = {"c_div",   "d_div",  "alpha", "log_ea", "e_guard",
                                                "inv_tau0", "p_s",    "i0_area", "inv_vt", "i_dsc",
-                                               "area",     "inv_ctot", "v_thr"};
-
-constexpr double V_CLIP = 5.0;  // physics.V_CLIP, V
+                                               "area",     "inv_ctot", "v_thr",  "v_min", "v_max"};
 
 // Largest argument of exp(-y) evaluated. Beyond the float32 range (y > 87) libmvec leaves the vector path for a
 // slow scalar one; capping at 80 changes r(E) only where it is below exp(-80)/tau0 = 2e-22 1/s (no switching).
@@ -213,11 +213,11 @@ struct ExponentialStep {
 };
 
 // Applies the increments to a state held in the accumulator type A (double: a thousand float32 increments of
-// ~1e-4 summed in float32 drift by ~1e-6 C/m^2), with the clips of physics.euler_step: V to [-5, 5] V, P to
+// ~1e-4 summed in float32 drift by ~1e-6 C/m^2), with the clips of physics.euler_step: V to [v_min, v_max], P to
 // [-P_s, P_s].
 template <typename A, typename T>
 COSIM_HD void advance(A& v, A& p, T dv, T dp, const Lane<T>& n) {
-  v = clamp_to(v + A(dv), A(-V_CLIP), A(V_CLIP));
+  v = clamp_to(v + A(dv), A(n.c[V_MIN]), A(n.c[V_MAX]));
   p = clamp_to(p + A(dp), A(-n.c[P_S]), A(n.c[P_S]));
 }
 
