@@ -264,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--allow-shell", action="store_true",
                           help="let .control sections run (they can run programs and write files)")
     simulate.set_defaults(func=_simulate)
+
+    from cosim.calibrate.commands import add_calibrate_parser  # argparse only: cheap
+
+    add_calibrate_parser(sub)
     return parser
 
 
