@@ -37,9 +37,25 @@ def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
     fecap.add_argument("--out", required=True, help="output folder: device_card.json, report.md, figures")
     fecap.set_defaults(func=calibrate_fecap_command)
 
+    rram = kinds.add_parser("rram", help="the RRAM gap model in a 1T1R cell to single SET/RESET pulses, then "
+                                         "write-verify compared with measured program-and-verify")
+    rram.add_argument("--pulses", nargs="+", required=True, metavar="FILE",
+                      help="single-pulse files: NI sweeps (sweep_vbl_set_*, sweep_vwl_set_*, sweep_vsl_reset_*, "
+                           "sweep_vwl_reset_*) or pulse CSVs (cell,operation,v_bl_v,v_wl_v,v_sl_v,width_s,"
+                           "r_before_ohm,r_after_ohm)")
+    rram.add_argument("--program-verify", metavar="FILE",
+                      help="program-and-verify outcomes (NI target_* file or cell,reads,sets,resets,success,r_ohm)")
+    rram.add_argument("--simulator", choices=("ngspice", "vacask"), default="vacask",
+                      help="SPICE back end of the confirmation (default vacask)")
+    rram.add_argument("--spice-pulses", type=int, default=60, metavar="N",
+                      help="held-out pulses confirmed in SPICE (0: none; default 60)")
+    rram.add_argument("--max-iterations", type=int, default=100, metavar="N",
+                      help="least-squares iterations before the fit counts as not converged (default 100)")
+    rram.add_argument("--out", required=True, help="output folder: device_card.json, report.md, figures")
+    rram.set_defaults(func=calibrate_rram_command)
+
 
 def calibrate_fecap_command(args: argparse.Namespace) -> int:
-    from cosim.calibrate.card import write_card
     from cosim.calibrate.fecap import (
         CalibrationError,
         FeCapCalibration,
@@ -69,15 +85,44 @@ def calibrate_fecap_command(args: argparse.Namespace) -> int:
     files += [(kinetics.source, "kinetics", "fit and held out")] if kinetics else []
     files += [(t.source, "waveform", role) for role in ("fit", "heldout") for t, _ in fit.curves["waveforms"][role]]
     card = fecap_card(fit, files, config)
-    path = write_card(args.out, card)
-    report = write_fecap_report(fit, card, args.out)
-    print(json.dumps({"converged": card["converged"], **card["errors"]["summary"],
-                      **{f"spice_{k}": v for k, v in card["errors"].get("spice_summary", {}).items()},
-                      "seconds": card["seconds"]}, indent=1))
+    summary = {**card["errors"]["summary"], **{f"spice_{k}": v for k, v in card["errors"].get("spice_summary",
+                                                                                            {}).items()}}
+    return _finish("fecap", card, write_fecap_report, fit, args.out, summary)
+
+
+def _finish(kind: str, card: dict, write_report, fit, out: str, summary: dict) -> int:
+    """Write the card (or the not-converged record) and the report, print the summary; the exit status."""
+    from cosim.calibrate.card import write_card
+
+    path = write_card(out, card)
+    report = write_report(fit, card, out)
+    print(json.dumps({"converged": card["converged"], **summary, "seconds": card["seconds"]}, indent=1))
     if not card["converged"]:
-        print(f"cosim calibrate fecap: the fit did not converge ({card['fit']['message']}; weighted residual RMS "
-              f"{card['fit']['residual_rms']:.3g} uC/cm^2 after {card['fit']['evaluations']} iterations): no device "
+        print(f"cosim calibrate {kind}: the fit did not converge ({card['fit']['message']}; weighted residual RMS "
+              f"{card['fit']['residual_rms']:.3g} after {card['fit']['evaluations']} iterations): no device "
               f"card; the record is {path}, the report {report}", file=sys.stderr)
         return 1
-    print(f"cosim calibrate fecap: wrote {path} and {report}")
+    print(f"cosim calibrate {kind}: wrote {path} and {report}")
     return 0
+
+
+def calibrate_rram_command(args: argparse.Namespace) -> int:
+    from cosim.calibrate.readers import MeasurementError, read_program_verify, read_pulses
+    from cosim.calibrate.rram import HOLDOUT_EVERY, RRAMCalibration, calibrate_rram, rram_card, write_rram_report
+
+    try:
+        pulses = [p for path in args.pulses for p in read_pulses(path)]
+        verify = read_program_verify(args.program_verify) if args.program_verify else None
+    except MeasurementError as err:
+        print(f"cosim calibrate rram: {err}", file=sys.stderr)
+        return 1
+    config = RRAMCalibration(simulator=args.simulator, spice_pulses=args.spice_pulses,
+                             max_evaluations=args.max_iterations)
+    fit = calibrate_rram(pulses, verify, config)
+    files = [(p.source, "single pulses", f"fit and held out (every {HOLDOUT_EVERY}th cell)") for p in pulses]
+    files += [(verify.source, "program and verify", "comparison")] if verify else []
+    card = rram_card(fit, files, config)
+    summary = {"heldout_" + k: v for k, v in card["errors"]["heldout"].items()}
+    summary |= {f"{band}_pulse_count_rel_error": card["program_verify"][band]["pulse_count_rel_error"]
+                for band in ("lrs", "hrs") if band in card["program_verify"]}
+    return _finish("rram", card, write_rram_report, fit, args.out, summary)
