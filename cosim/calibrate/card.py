@@ -156,3 +156,27 @@ def fecap_from_card(path: str | Path) -> FeCapParameters:
         return FeCapParameters(FeLIFParameters(**values), n_domains=card["n_domains"], sigma_ea=sigma).validate()
     except (TypeError, ValueError) as err:
         raise ValueError(f"device card {path}: {err}") from None
+
+
+def report_head(title: str, card: dict, residual_unit: str, units: bool) -> list[str]:
+    """The first lines of a calibration's report.md: title, convergence, the parameter table (with a unit column
+    if `units`)."""
+    lines = [f"# {title}", "", f"Converged: **{card['converged']}** ({card['fit']['message']}, "
+             f"{card['fit']['evaluations']} iterations, weighted residual RMS {card['fit']['residual_rms']:.3g}"
+             f"{residual_unit}).", "",
+             "| parameter | value |" + (" unit |" if units else "") + " fitted | std error | bounds |",
+             "|---|---|" + ("---|" if units else "") + "---|---|---|"]
+    for name, p in card["parameters"].items():
+        error = (f"{p['std_error']:.2g} ({100 * p['relative_std_error']:.0f} %) | {p['bounds'][0]:g} .. "
+                 f"{p['bounds'][1]:g}") if p["fitted"] else " |"
+        lines.append(f"| {name} | {p['value']:.4g} |" + (f" {p['unit']} |" if units else "")
+                     + f" {'yes' if p['fitted'] else 'held'} | {error} |")
+    return lines
+
+
+def report_tail(card: dict, figures: Sequence[str]) -> list[str]:
+    """The last lines of a calibration's report.md: the figures, the data files and their sources."""
+    return (["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
+            + ["", "## Data", ""] + [f"- {d['role']} {d['kind']}: `{d['path']}` (sha256 {d['sha256'][:16]}...)"
+                                     for d in card["data"]]
+            + [""] + [f"Source: {c}" for c in card["citation"]])

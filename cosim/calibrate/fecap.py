@@ -40,7 +40,7 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
-from cosim.calibrate.card import FitOutcome, fit_outcome, provenance
+from cosim.calibrate.card import FitOutcome, fit_outcome, provenance, report_head, report_tail
 from cosim.calibrate.readers import UC_PER_CM2, KineticsData, PolarisationTrace
 from cosim.devices.fecap import FeCapParameters, domain_vectors, fecap_element, fecap_files, polarisation, triangle
 from cosim.felif.physics import EPS0, FeLIFParameters
@@ -621,14 +621,7 @@ def write_fecap_report(fit: FeCapFit, card: dict, out: str | Path) -> Path:
         fig.savefig(out / "kinetics.png", dpi=100)
         plt.close(fig)
         figures.append("kinetics.png")
-    lines = [f"# FeCap calibration ({card['model']})", "",
-             f"Converged: **{card['converged']}** ({card['fit']['message']}, {card['fit']['evaluations']} "
-             f"iterations, weighted residual RMS {card['fit']['residual_rms']:.3g} uC/cm^2).", "",
-             "| parameter | value | unit | fitted | std error | bounds |", "|---|---|---|---|---|---|"]
-    for name, p in card["parameters"].items():
-        lines.append(f"| {name} | {p['value']:.4g} | {p['unit']} | {'yes' if p['fitted'] else 'held'} | "
-                     + (f"{p['std_error']:.2g} ({100 * p['relative_std_error']:.0f} %) | {p['bounds'][0]:g} .. "
-                        f"{p['bounds'][1]:g} |" if p["fitted"] else " | |"))
+    lines = report_head(f"FeCap calibration ({card['model']})", card, " uC/cm^2", units=True)
     lines += ["", "## Errors", "", "| quantity | fast path | SPICE |", "|---|---|---|"]
     spice_summary = card["errors"].get("spice_summary", {})
     for key, value in card["errors"]["summary"].items():
@@ -642,10 +635,7 @@ def write_fecap_report(fit: FeCapFit, card: dict, out: str | Path) -> Path:
             values = " | ".join(f"{t['parameters'][n]:.3g}" for n in TEMPERATURE_PARAMETERS)
             lines.append(f"| {celsius} | {pooled(t['nrmse_base_card']):.3f} | {pooled(t['nrmse_refit']):.3f} | "
                          f"{t['converged']} | {values} |")
-    lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
-    lines += ["", "## Data", ""] + [f"- {d['role']} {d['kind']}: `{d['path']}` (sha256 {d['sha256'][:16]}...)"
-                                    for d in card["data"]]
-    lines += [""] + [f"Source: {c}" for c in card["citation"]]
+    lines += report_tail(card, figures)
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -47,7 +47,7 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
-from cosim.calibrate.card import FitOutcome, fit_outcome, provenance
+from cosim.calibrate.card import FitOutcome, fit_outcome, provenance, report_head, report_tail
 from cosim.calibrate.readers import Operation, ProgramVerifyData, PulseData
 from cosim.devices.rram import RRAMParameters, gap_vector, model_files, rram_element
 from cosim.devices.select_transistor import SelectTransistor, one_t_one_r
@@ -637,14 +637,7 @@ def write_rram_report(fit: RRAMFit, card: dict, out: str | Path) -> Path:
         plt.close(fig)
         figures.append("pulse_counts.png")
     e = card["errors"]
-    lines = [f"# RRAM calibration ({card['model']})", "",
-             f"Converged: **{card['converged']}** ({card['fit']['message']}, {card['fit']['evaluations']} "
-             f"iterations, weighted residual RMS {card['fit']['residual_rms']:.3g}).", "",
-             "| parameter | value | fitted | std error | bounds |", "|---|---|---|---|---|"]
-    for name, p in card["parameters"].items():
-        lines.append(f"| {name} | {p['value']:.4g} | {'yes' if p['fitted'] else 'held'} | "
-                     + (f"{p['std_error']:.2g} ({100 * p['relative_std_error']:.0f} %) | {p['bounds'][0]:g} .. "
-                        f"{p['bounds'][1]:g} |" if p["fitted"] else " | |"))
+    lines = report_head(f"RRAM calibration ({card['model']})", card, "", units=False)
     lines += ["", f"Cell-to-cell spread: vel0 log-normal sigma {card['variability']['d2d']['vel0']:.3g} "
                   f"({card['variability']['cells']} cells).", "",
               "## Errors: median |log10(R_after model / measured)|", "",
@@ -668,10 +661,7 @@ def write_rram_report(fit: RRAMFit, card: dict, out: str | Path) -> Path:
                          f"({m['measured_mean_sets']:.2f} / {m['measured_mean_resets']:.2f}) | "
                          f"{m['model_mean_pulses']:.2f} ({m['model_mean_sets']:.2f} / {m['model_mean_resets']:.2f}) | "
                          f"{m['pulse_count_rel_error']:.2f} | {m['model_success']:.2f} |")
-    lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
-    lines += ["", "## Data", ""] + [f"- {d['role']} {d['kind']}: `{d['path']}` (sha256 {d['sha256'][:16]}...)"
-                                    for d in card["data"]]
-    lines += [""] + [f"Source: {c}" for c in card["citation"]]
+    lines += report_tail(card, figures)
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
