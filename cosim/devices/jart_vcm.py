@@ -73,21 +73,51 @@ Files
 and the fixed-state read model ``jart_vcm_read``) are generated from the equation strings of this module
 (``python -m cosim.devices.jart_vcm`` rewrites them; a test checks that they are current), and the numpy read law
 (`read_current`) evaluates the same strings, so the three cannot drift apart. The full model holds its state at
-n_ini in operating points (ngspice: where `time` is 0). In a ngspice .dc sweep `time` is the swept value, which
-releases the state: sweep the read model there.
+n_ini in every DC analysis, .dc sweeps included (ngspice: a source that is 0 V in DC analyses and 1 V from 1 ps
+into a transient switches the state equation; ngspice's `time` is the swept value in a .dc sweep).
+
+Synapse device
+--------------
+`JARTDevice`, registered as "jart_vcm" (`cosim.devices.plugins`): 8 target levels 30 .. 240 uS at v_read = 0.2 V
+(`LEVELS`), programmed by write-verify of a 1T1R cell (`cosim.devices.write_verify`, `write_verify_config`):
+20 ns SET pulses on the bit line with the select transistor's gate from a per-level table and 5 mV higher per
+further SET pulse, RESET pulses on the source line from 0.95 V, 20 mV higher per further pulse. A SET of this
+model ends where the transistor's saturation current stops it (1.2 .. 2 V on the bit line give the same state
+within a few %): the gate voltage, not the pulse, selects the level. The gate table is the controller's
+calibration (`gate_curve`: the nominal device SET once at each gate voltage; each level starts at the gate that
+SETs it to its band's lower edge). Device-to-device spread (`JartVcmVariability`): r_fil and l_disc 3 %,
+n_disc_min 10 %, rth0 5 %, dwa 1 %; cycle-to-cycle: a log-normal factor (sigma 1) on nu0 for each pulse. A verify
+read's current at the device's voltage becomes the chord conductance at v_read through the device's own read law
+(`verified_conductance`); crossbar reads use `jart_vcm_read` at the state of the programmed conductance
+(`JARTDevice.read_card`; ~100x the cost of a linear read in ngspice, so the linear read model is the default).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 
-from cosim.spice import Circuit, SimJob, SimResult, Tran
+from cosim.devices.plugins import register_synapse
+from cosim.devices.write_verify import (
+    LevelMapping,
+    ProgrammableCell,
+    ProgrammedLevels,
+    WriteVerifyConfig,
+    check_spreads,
+    plot_iv_loops,
+    plot_programming,
+    program_population,
+    pyplot,
+    relative_spread,
+    round_job,
+)
+from cosim.spice import Circuit, SimJob, SimResult, Tran, run_many
 from cosim.spice.elements import Pwl, Resistor, SubcircuitInstance, VerilogAInstance, VoltageSource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -358,6 +388,9 @@ THERMAL_CAPACITANCE = 1e-15
 """Capacitance on the temperature node tk, F (a numerical scale, not the heat capacity: tau_th sets the time
 constant): its current is of the size of the cell currents, its charge above ngspice's charge tolerance."""
 
+MODE_RAMP = 1e-12
+"""Time into a transient at which the ngspice subcircuit's state is released (its `mode` node rises to 1), s."""
+
 _TOKEN = re.compile(r"V\([^)]*\)|(?<![\w.])[A-Za-z_]\w*")
 
 
@@ -399,12 +432,16 @@ def render_verilog_a() -> str:
 
 
 def _ngspice_body(equations: list[tuple[str, str]], nodes: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
-    """.param lines of the parameter-only quantities, B sources of those in `nodes` (each on a node of its name),
-    and the inlined expression of every other name."""
-    constants = {name for name, _ in _constants()}
+    """.param lines of the quantities of the parameters alone (in the read model, those of its fixed state too),
+    B sources of those in `nodes` (each on a node of its name), and the inlined expression of every other name.
+    What a .param holds ngspice evaluates once, not in every Newton iteration of every device."""
+    defined = {name for name, _ in equations}
+    constants: set[str] = set()
     lines, inlined = [], {}
     for name, expression in equations:
-        if name in constants:
+        tokens = set(_TOKEN.findall(expression))
+        if not any(t.startswith("V(") or (t in defined and t not in constants) for t in tokens):
+            constants.add(name)
             lines.append(f".param {name}={{{expression}}}")
         elif name in nodes:
             lines.append(f"B{name} {name} 0 V={_inline(expression, inlined)}")
@@ -429,9 +466,13 @@ def render_ngspice() -> str:
               "* Temperature: C dV(tk)/dt = C (temp_ss - V(tk))/tau_th.",
               f"Ctk tk 0 {THERMAL_CAPACITANCE!r}",
               f"Btk 0 tk I={THERMAL_CAPACITANCE!r}/tau_th*({inlined['temp_ss']} - V(tk))",
-              "* State: C dV(x)/dt = C d(lnn)/dt; at time = 0 (DC) the source pins V(x) to ln(n_ini/1e26) (1 S).",
+              "* State: C dV(x)/dt = C d(lnn)/dt. In every DC analysis (.op, each point of a .dc sweep, a",
+              "* transient's operating point) the source pins V(x) to ln(n_ini/1e26) (1 S): node mode is 0 there",
+              "* (its source's DC value; a transient's operating point takes the waveform at time 0) and 1 from",
+              "* 1 ps into a transient. ngspice's `time` cannot tell: a .dc sweep sets it to the swept value.",
+              f"Vmode mode 0 dc 0 pwl(0 0 {MODE_RAMP!r} 1)",
               f"Cx x 0 {STATE_CAPACITANCE!r}",
-              f"Bx 0 x I={{time <= 0 ? V(x) - ln(n_ini/{N_UNIT!r}) : {STATE_CAPACITANCE!r}*{inlined['dlnn_dt']}}}",
+              f"Bx 0 x I={{V(mode) < 0.5 ? V(x) - ln(n_ini/{N_UNIT!r}) : {STATE_CAPACITANCE!r}*{inlined['dlnn_dt']}}}",
               f".ends {MODEL_NAME}", "",
               f"* {READ_MODEL_NAME}: the read law at a fixed disc concentration n (m^-3), steady-state temperature.",
               f".subckt {READ_MODEL_NAME} te be params: "
@@ -458,31 +499,46 @@ _READ_CODE = [(name, compile(expression, f"<jart_vcm {name}>", "eval"))
               for name, expression in _constants() + _read_law(_select(True), thermal_node=False)]
 
 
-def _branch_currents(v: np.ndarray, vs: np.ndarray, n: np.ndarray, params: JartVcmParameters):
+Devices = JartVcmParameters | Sequence[JartVcmParameters]
+"""One device, or several (the numpy functions then take one value per device along the last axis)."""
+
+
+def _values(params: Devices) -> dict[str, float | np.ndarray]:
+    """The parameters as the equations' scope: floats of one device, or one array per parameter of several."""
+    if isinstance(params, JartVcmParameters):
+        return dict(params.validate().spice_params())
+    devices = [device.validate() for device in params]
+    return {f.name: np.array([getattr(device, f.name) for device in devices])
+            for f in dataclasses.fields(JartVcmParameters)}
+
+
+def _branch_currents(v: np.ndarray, vs: np.ndarray, n: np.ndarray, values: dict[str, float | np.ndarray]):
     """(Schottky current, chain current) in A at cell voltage v, Schottky voltage vs (V), concentration n."""
-    scope = {"__builtins__": {}, **_NUMPY, **dict(params.spice_params()), "v": v, "vs": vs, "vr": v - vs,
-             "n26": n / N_UNIT}
+    scope = {"__builtins__": {}, **_NUMPY, **values, "v": v, "vs": vs, "vr": v - vs, "n26": n / N_UNIT}
     with np.errstate(over="ignore", invalid="ignore"):  # `where` evaluates the branch it does not take too
         for name, code in _READ_CODE:
             scope[name] = eval(code, scope)  # noqa: S307 - our own equation strings, compiled above
     return scope["isch"], scope["ir"]
 
 
-def read_current(v: np.ndarray | float, n: np.ndarray | float, params: JartVcmParameters) -> np.ndarray:
-    """Current from te to be, A, at cell voltage `v` (V) and disc concentration `n` (m^-3), Joule heating included:
-    the Schottky voltage is found by bisection where the Schottky and the chain carry the same current."""
-    params.validate()
+def _current(v: np.ndarray | float, n: np.ndarray | float, values: dict[str, float | np.ndarray]) -> np.ndarray:
     v, n = np.broadcast_arrays(np.asarray(v, dtype=float), np.asarray(n, dtype=float))
     low, high = np.minimum(v, 0.0), np.maximum(v, 0.0)
     for _ in range(64):  # the bracket shrinks to the double's resolution of the voltage
         mid = 0.5 * (low + high)
-        schottky, chain = _branch_currents(v, mid, n, params)
+        schottky, chain = _branch_currents(v, mid, n, values)
         too_high = schottky > chain
         high, low = np.where(too_high, mid, high), np.where(too_high, low, mid)
-    return _branch_currents(v, 0.5 * (low + high), n, params)[1]
+    return _branch_currents(v, 0.5 * (low + high), n, values)[1]
 
 
-def chord_conductance(n: np.ndarray | float, v_read: float, params: JartVcmParameters) -> np.ndarray:
+def read_current(v: np.ndarray | float, n: np.ndarray | float, params: Devices) -> np.ndarray:
+    """Current from te to be, A, at cell voltage `v` (V) and disc concentration `n` (m^-3), Joule heating included:
+    the Schottky voltage is found by bisection where the Schottky and the chain carry the same current."""
+    return _current(v, n, _values(params))
+
+
+def chord_conductance(n: np.ndarray | float, v_read: float, params: Devices) -> np.ndarray:
     """Chord conductance I(v_read)/v_read, S, at disc concentration `n` (m^-3)."""
     return read_current(v_read, n, params) / v_read
 
@@ -491,6 +547,18 @@ def conductance_window(v_read: float, params: JartVcmParameters) -> tuple[float,
     """(lowest, highest) chord conductance at `v_read`, S: the disc at n_disc_min and at n_disc_max."""
     low, high = chord_conductance(np.array([params.n_disc_min, params.n_disc_max]), v_read, params)
     return float(low), float(high)
+
+
+def _concentration(current: np.ndarray, v: np.ndarray | float, values: dict[str, float | np.ndarray]) -> np.ndarray:
+    """The disc concentration, m^-3, that carries `current` (A) at cell voltage `v` (V) > 0, by bisection in ln N
+    between the disc bounds (a current beyond the window's gives the bound)."""
+    low = np.log(np.broadcast_to(values["n_disc_min"], current.shape)).astype(float)
+    high = np.log(np.broadcast_to(values["n_disc_max"], current.shape)).astype(float)
+    for _ in range(50):  # 8 decades of N to 1e-13 in ln N
+        mid = 0.5 * (low + high)
+        above = _current(v, np.exp(mid), values) > current
+        high, low = np.where(above, mid, high), np.where(above, low, mid)
+    return np.exp(0.5 * (low + high))
 
 
 def concentration_for_conductance(conductance: np.ndarray | float, v_read: float,
@@ -502,13 +570,16 @@ def concentration_for_conductance(conductance: np.ndarray | float, v_read: float
     if np.any(target < low_g) or np.any(target > high_g):
         raise ValueError(f"conductance {target} S outside the device window [{low_g:.4g}, {high_g:.4g}] S at "
                          f"v_read = {v_read} V")
-    low = np.full(target.shape, math.log(params.n_disc_min))
-    high = np.full(target.shape, math.log(params.n_disc_max))
-    for _ in range(60):
-        mid = 0.5 * (low + high)
-        above = chord_conductance(np.exp(mid), v_read, params) > target
-        high, low = np.where(above, mid, high), np.where(above, low, mid)
-    return np.exp(0.5 * (low + high))
+    return _concentration(target * v_read, v_read, _values(params))
+
+
+def verified_conductance(i_cell: np.ndarray, v_device: np.ndarray, v_read: float, devices: Devices) -> np.ndarray:
+    """Chord conductance at `v_read`, S, of devices whose verify read gave current `i_cell` (A) at device voltage
+    `v_device` (V, below v_read by the series drop): the state that carries that current, by the device's own
+    read law, read at v_read."""
+    values = _values(devices)
+    n = _concentration(np.asarray(i_cell, dtype=float), np.asarray(v_device, dtype=float), values)
+    return _current(v_read, n, values) / v_read
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -578,6 +649,236 @@ def iv_loop_job(params: JartVcmParameters = JartVcmParameters(), simulator: Simu
     return SimJob(circuit, Tran(step=step, stop=period, max_step=step, method="gear"),
                   outputs=("v(in)", "v(te)", "i(vin)", state_vector(cell)), simulator=simulator,
                   name=f"jart-vcm-iv-{simulator}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Variability and write-verify programming
+
+
+@dataclass(frozen=True)
+class JartVcmVariability:
+    """Spreads of the device population and of programming (project assumptions, not fits to a wafer)."""
+
+    d2d: tuple[tuple[str, float], ...] = (("r_fil", 0.03), ("l_disc", 0.03), ("n_disc_min", 0.1), ("rth0", 0.05),
+                                          ("dwa", 0.01))
+    """(parameter, relative sigma): each device's parameter is multiplied once by 1 + sigma N(0, 1). The
+    filament radius and the disc length are the geometry [1] varies; n_disc_min moves the high-resistance state."""
+    c2c_nu0: float = 1.0
+    """Log-normal sigma of the per-pulse multiplier of the attempt frequency nu0: a fluctuation of the hopping
+    barrier by sigma kT at the filament's temperature (~0.05 eV at 600 K), i.e. the cycle-to-cycle spread."""
+
+    def __post_init__(self) -> None:
+        check_spreads(self.d2d, JartVcmParameters, "JartVcmVariability.d2d", "JART VCM")
+        if self.c2c_nu0 < 0:
+            raise ValueError(f"JartVcmVariability.c2c_nu0 must be >= 0, got {self.c2c_nu0}")
+
+
+def sample_devices(n: int, params: JartVcmParameters, variability: JartVcmVariability,
+                   rng: np.random.Generator) -> list[JartVcmParameters]:
+    """`n` devices with device-to-device spread drawn from `rng` (one multiplier per listed parameter); a start
+    state n_ini that a device's own bounds exclude becomes the nearest bound."""
+    return [device.replace(n_ini=float(np.clip(device.n_ini, device.n_disc_min, device.n_disc_max)))
+            for device in relative_spread(n, params, variability.d2d, rng)]
+
+
+def _start(params: JartVcmParameters, lnn: float) -> JartVcmParameters:
+    # F_lim lets the state pass its bounds by a hair; the state carried over stays inside.
+    return dataclasses.replace(params, n_ini=float(np.clip(N_UNIT * np.exp(lnn), params.n_disc_min,
+                                                            params.n_disc_max)))
+
+
+JART_CELL = ProgrammableCell(name="jart_vcm", element=jart_vcm_element, files=jart_vcm_files,
+                             state_vector=state_vector, start=_start, verified_conductance=verified_conductance,
+                             c2c_parameter="nu0", method="gear")
+"""This model in write-verify (`cosim.devices.write_verify`): state = ln(N / 1e26 m^-3), cycle-to-cycle spread on
+nu0, gear integration (as the I-V loop)."""
+
+
+def program_levels(n_devices: int, seed: int, mapping: LevelMapping, config: WriteVerifyConfig,
+                   params: JartVcmParameters = JartVcmParameters(),
+                   variability: JartVcmVariability = JartVcmVariability(), simulator: Simulator = "vacask",
+                   n_jobs: int | None = None, progress: bool = True) -> ProgrammedLevels:
+    """Write-verify Monte Carlo (`cosim.devices.write_verify.program_population`): `n_devices` fresh devices per
+    level of `mapping`, each starting in the high-resistance state (n_ini = n_disc_min)."""
+    if n_devices < 2:
+        raise ValueError(f"program_levels: need n_devices >= 2 for a spread, got {n_devices}")
+    mapping.check_window(conductance_window(mapping.v_read, params))
+    rng = np.random.default_rng(seed)
+    devices = [device.replace(n_ini=device.n_disc_min)
+               for device in sample_devices(mapping.n_levels * n_devices, params, variability, rng)]
+    return program_population(JART_CELL, devices, mapping, config, variability.c2c_nu0, rng, simulator, n_jobs,
+                              progress, seed)
+
+
+LEVELS = LevelMapping(levels_s=tuple(30e-6 * (k + 1) for k in range(8)), v_read=0.2, tolerance_s=6e-6)
+"""The 8 target levels: chord conductances 30, 60, .. 240 uS at v_read = 0.2 V (4.2 .. 33 kohm), +- 6 uS. Inside
+the window 9.5 .. 629 uS and away from both ends: the high-resistance state (9.5 uS) stays below level 0's band
+with the spread of n_disc_min, and the Joule heating of a read stays small (a 240 uS device heats by ~40 K at
+0.2 V, 630 uS by ~190 K). 0.2 V is 4x below the SET threshold of the slow I-V loop (~0.8 V): a 1 ms read moves
+ln N by < 1e-5 (tests/devices/test_jart_vcm.py)."""
+
+SET_AMPLITUDE = 1.5
+"""Bit-line amplitude of the first SET pulse, V: the SET then ends where the select transistor's saturation
+current (the gate voltage) stops it; 1.2 .. 2 V give the same state within a few %, < 1 V does not SET in 20 ns."""
+RESET_AMPLITUDE = 0.95
+"""Source-line amplitude of the first RESET pulse, V: a gentle step down (240 uS -> ~235 uS in 20 ns); the RESET
+is steep in voltage (1.1 V: -> ~190 uS, 1.3 V: -> ~70 uS)."""
+GATE_SWEEP = tuple(np.round(np.arange(0.62, 1.101, 0.01), 3))
+"""Gate voltages of the controller's calibration SETs (`gate_curve`), V."""
+
+
+def gate_curve(gates: Sequence[float], mapping: LevelMapping = LEVELS, params: JartVcmParameters = JartVcmParameters(),
+               simulator: Simulator = "vacask", config: WriteVerifyConfig | None = None) -> np.ndarray:
+    """Verified conductance at mapping.v_read, S, of the device `params` after one 1T1R SET from its
+    high-resistance state at each gate voltage of `gates` (V), all side by side in one netlist: the SET pulse and
+    the verify read of `config` (default: `write_verify_config`'s policy)."""
+    gates = np.asarray(gates, dtype=float)
+    config = config or _policy(float(gates.max()))
+    devices = [params.replace(n_ini=params.n_disc_min)] * gates.size
+    job = round_job(JART_CELL, devices, np.full(gates.size, config.v_start), gates, mapping.v_read, config,
+                    simulator, f"jart-vcm-gate-curve-{simulator}")
+    result = run_many([job], progress=False, raise_errors=True)[0]
+    final = np.array([result[name][-1] for name in job.outputs]).reshape(gates.size, 4)
+    return verified_conductance(-final[:, 1], final[:, 2] - final[:, 3], mapping.v_read, devices)
+
+
+def _policy(gate_set: float | tuple[float, ...]) -> WriteVerifyConfig:
+    return WriteVerifyConfig(pulse_width=20e-9, edge=2e-9, read_time=10e-9, v_start=SET_AMPLITUDE,
+                             v_start_reset=RESET_AMPLITUDE, v_step=0.02, v_max=2.0, max_pulses=60, r_series=0.0,
+                             gate_set=gate_set, gate_step=0.005, gate_max=1.5)
+
+
+def write_verify_config(mapping: LevelMapping = LEVELS, params: JartVcmParameters = JartVcmParameters(),
+                        simulator: Simulator = "vacask") -> WriteVerifyConfig:
+    """The write-verify policy of a 1T1R JART cell (`cosim.devices.write_verify`): 20 ns pulses with 2 ns edges and
+    a 10 ns verify read, no series resistor; a SET pulses the bit line (from SET_AMPLITUDE) with the gate at the
+    level's entry of a gate table and 5 mV more per further SET pulse (incremental gate-voltage programming), a
+    RESET pulses the source line from RESET_AMPLITUDE up, 20 mV per further pulse; at most 60 pulses.
+
+    The gate table is the controller's calibration: the nominal device `params` SET once from its
+    high-resistance state at the gate voltages of GATE_SWEEP (`gate_curve`); each level starts at the gate whose
+    SET lands at its band's lower edge (target - tolerance), so the first SET falls short or inside rather than
+    beyond, and the gate steps close the rest."""
+    curve = np.maximum.accumulate(gate_curve(GATE_SWEEP, mapping, params, simulator))
+    edges = np.asarray(mapping.levels_s) - mapping.tolerance_s
+    if edges[0] <= curve[0] or edges[-1] >= curve[-1]:
+        raise ValueError(f"write_verify_config: the band edges {edges[0]:.3g} .. {edges[-1]:.3g} S leave the SET "
+                         f"conductances {curve[0]:.3g} .. {curve[-1]:.3g} S of gates {GATE_SWEEP[0]} .. "
+                         f"{GATE_SWEEP[-1]} V")
+    rising = np.concatenate(([True], np.diff(curve) > 0))  # np.interp needs increasing abscissae
+    table = np.interp(edges, curve[rising], np.asarray(GATE_SWEEP)[rising])
+    return _policy(tuple(float(round(g, 4)) for g in table))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Characterisation and the plug-in
+
+
+def characterize_jart_vcm(out: str | Path, quick: bool = False) -> dict:
+    """I-V loops on ngspice and VACASK (1 ms sweep; also 100 us unless `quick`), 1T1R SETs against the gate voltage
+    on both simulators (the controller's calibration curve), the write-verify Monte Carlo of the 8 levels (16
+    devices per level when `quick`, else 64) with its trajectories and level histograms: data files, PNG plots
+    and ``summary.json`` in `out` (``levels.json``/``.npz``: `ProgrammedLevels.load`).
+
+    Summary: the programmed levels' key figures (`ProgrammedLevels.summary`), the I-V NRMSE of VACASK against
+    ngspice per sweep, the SET curve (gate V -> conductance S) on each simulator and their largest relative
+    difference, the gate table, parameters, variability and write-verify policy."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    periods = (1e-3,) if quick else (1e-4, 1e-3)
+    jobs = [iv_loop_job(simulator=sim, period=period) for period in periods for sim in ("ngspice", "vacask")]
+    results = run_many(jobs, progress=False, raise_errors=True)
+    nrmse = plot_iv_loops({f"{period * 1e6:g} us sweep": (results[2 * k], results[2 * k + 1])
+                           for k, period in enumerate(periods)}, out, "JART VCM I-V loops (2 kohm series)")
+
+    config = write_verify_config(LEVELS)
+    gates = {"vacask": np.asarray(GATE_SWEEP), "ngspice": np.asarray(GATE_SWEEP[::8 if quick else 4])}
+    curves = {sim: gate_curve(gates[sim], simulator=sim) for sim in gates}
+    vacask_at_ngspice = np.interp(gates["ngspice"], gates["vacask"], curves["vacask"])
+    np.savez_compressed(out / "set_vs_gate.npz", **{f"{sim}_gate_v": gates[sim] for sim in gates},
+                        **{f"{sim}_conductance_s": curves[sim] for sim in curves})
+    _plot_set_vs_gate(gates, curves, config, out)
+
+    levels = program_levels(16 if quick else 64, 0, LEVELS, config)
+    levels.save(out / "levels")
+    plot_programming(levels, out, "JART VCM (1T1R)")
+    variability = JartVcmVariability()
+    return {**levels.summary(), "iv_nrmse_vacask_vs_ngspice": nrmse,
+            "set_vs_gate": {sim: {"gate_v": gates[sim].tolist(), "conductance_s": curves[sim].tolist()}
+                            for sim in gates},
+            "set_vs_gate_ngspice_vs_vacask_rel": float(np.max(np.abs(curves["ngspice"] / vacask_at_ngspice - 1))),
+            "gate_table_v": list(config.gate_set), "parameters": dict(JartVcmParameters().spice_params()),
+            "variability": {"d2d": dict(variability.d2d), "c2c_nu0": variability.c2c_nu0},
+            "write_verify": dataclasses.asdict(config)}
+
+
+def _plot_set_vs_gate(gates: dict[str, np.ndarray], curves: dict[str, np.ndarray], config: WriteVerifyConfig,
+                      out: Path) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(gates["vacask"], curves["vacask"] * 1e6, "-", label="VACASK")
+    ax.plot(gates["ngspice"], curves["ngspice"] * 1e6, "o", label="ngspice")
+    ax.plot(config.gate_set, np.asarray(LEVELS.levels_s) * 1e6, "k^", label="level targets at their first gate")
+    compliance = ax.twinx()
+    compliance.plot(gates["vacask"], [config.transistor.saturation_current(g) * 1e6 for g in gates["vacask"]],
+                    ":", color="gray")
+    compliance.set_ylabel("compliance: transistor saturation current (uA, dotted)")
+    ax.set(xlabel="gate voltage during the SET (V)", ylabel=f"conductance after the SET at {LEVELS.v_read} V (uS)",
+           title=f"1T1R SET from the high-resistance state ({config.v_start} V, {config.pulse_width * 1e9:g} ns)")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out / "set_vs_gate.png", dpi=120)
+    plt.close(fig)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_state(conductance: float, v_read: float, params: JartVcmParameters) -> float:
+    # a crossbar draws its devices from a population of a few hundred conductances: each state is found once
+    return float(concentration_for_conductance(conductance, v_read, params))
+
+
+@dataclass(frozen=True)
+class JARTDevice:
+    """JART VCM v1b as a `cosim.devices.plugins.SynapseDevice`: 8 levels 30 .. 240 uS at 0.2 V (`LEVELS`),
+    write-verify of a 1T1R cell with a calibrated gate table (`write_verify_config`, `program_levels`), the read law
+    at the programmed state for crossbar reads (`jart_vcm_read`)."""
+
+    params: JartVcmParameters = JartVcmParameters()
+    """The nominal device."""
+    variability: JartVcmVariability = JartVcmVariability()
+    """Spreads of the programmed population."""
+    name: ClassVar[str] = "jart_vcm"
+    read_libraries: ClassVar[tuple[str, ...]] = (str(NETLIST_LIB),)
+
+    def parameters(self) -> JartVcmParameters:
+        return self.params.validate()
+
+    def sample(self, params: JartVcmParameters, n: int, sigma: float, seed: int) -> list[JartVcmParameters]:
+        """n devices, each parameter of the default variability's d2d list with relative spread `sigma` instead."""
+        d2d = tuple((name, sigma) for name, _ in self.variability.d2d)
+        return sample_devices(n, params, dataclasses.replace(self.variability, d2d=d2d), np.random.default_rng(seed))
+
+    def characterize(self, out: Path, quick: bool) -> dict:
+        return characterize_jart_vcm(out, quick)
+
+    def mapping(self) -> LevelMapping:
+        return LEVELS
+
+    def program(self, mapping: LevelMapping, n_devices: int, seed: int, progress: bool) -> ProgrammedLevels:
+        """The write-verify Monte Carlo with the gate table calibrated for `mapping` (`write_verify_config`)."""
+        return program_levels(n_devices, seed, mapping, write_verify_config(mapping, self.params), self.params,
+                              self.variability, progress=progress)
+
+    def read_card(self, ref: str, a: str, b: str, conductance: float, v_read: float) -> str:
+        n = _read_state(float(conductance), float(v_read), self.params)
+        # the read model's defaults are the nominal parameters: only what differs goes on the card
+        nominal = dict(JartVcmParameters().spice_params())
+        changed = tuple((name, value) for name, value in self.params.spice_params()
+                        if name in READ_FIELDS and value != nominal[name])
+        return SubcircuitInstance(f"X{ref}", (a, b), READ_MODEL_NAME, (("n", n),) + changed).ngspice()
+
+
+register_synapse(JARTDevice())
 
 
 if __name__ == "__main__":

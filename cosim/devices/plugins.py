@@ -220,7 +220,7 @@ _loaded: set[str] = set()
 def load_plugins() -> None:
     """Import cosim's own devices, the modules of ``COSIM_PLUGINS`` and the ``cosim.devices`` entry points (each
     once); a module that cannot be imported is a PluginError naming it."""
-    sources = ["cosim.devices.felif", "cosim.devices.rram"]
+    sources = ["cosim.devices.felif", "cosim.devices.rram", "cosim.devices.jart_vcm"]
     sources += [s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(",") if s.strip()]
     sources += [f"entry point {ep.name}={ep.value}" for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
     for source in sources:

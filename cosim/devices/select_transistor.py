@@ -9,10 +9,12 @@ driven positive with the bit line at 0 V and the gate high (the transistor's sou
 its gate overdrive is reduced by the cell node's voltage). The bulk stays at ground, below every node, so its
 junctions are never forward biased.
 
-Model: the SPICE level-1 (Shichman-Hodges) MOSFET, which both simulators ship: ngspice's built-in ``level=1`` and
-VACASK's ``sp_mos1`` (``spice/mos1.osdi``, its port of the SPICE3 device); a test checks that their I-V curves
-agree to 1e-9 and follow the square law. Only vto, kp, lambda, w and l are set: no body effect (gamma = 0), no
-capacitances, default junction diodes (reverse biased here). The default is a generic thin-oxide NMOS of a
+Model: the SPICE level-1 (Shichman-Hodges) MOSFET: ngspice's built-in ``level=1``, and on VACASK its drain
+current in Verilog-A (``models/nmos_level1.va``; VACASK's own port of the SPICE3 device, ``spice/mos1.osdi``,
+stalls Newton in a RESET, when the transistor conducts backwards, see the module's header); a test checks that
+their I-V curves agree to 1e-9 and follow the square law. Only vto, kp, lambda, w and l are set: no body effect
+(gamma = 0), no capacitances; ngspice's default junction diodes are reverse biased here (1e-14 A), the
+Verilog-A module has none. The default is a generic thin-oxide NMOS of a
 ~180 nm process (mu_n Cox ~ 200 uA/V^2, minimum length), sized so that gate voltages of 0.8 .. 1.5 V give
 compliance currents of ~50 .. 560 uA, the SET currents of filamentary oxide RRAM: a representative device, not
 a foundry model.
@@ -22,10 +24,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from cosim.spice import Circuit, SimJob, Tran
 from cosim.spice.elements import Pwl, VoltageSource, number
+
+NMOS_VA = Path(__file__).resolve().parents[2] / "models" / "nmos_level1.va"
+"""Verilog-A level-1 NMOS (module `nmos_level1`), the transistor on VACASK."""
 
 BIT_LINE = "bl"
 """Node of the bit line (the device's te)."""
@@ -122,24 +128,42 @@ class Nmos:
                 f"{self.ref} {self._nodes()} {self.ref}_model {self._size()}")
 
     def vacask(self) -> str:
-        return (f"model {self.ref}_model sp_mos1 type=1 {self._card()}\n"
-                f"{self.ref} ({self._nodes()}) {self.ref}_model {self._size()}")
+        """Needs `NMOS_VA` in the circuit's verilog_a (`transistor_files`)."""
+        return (f"model {self.ref}_model nmos_level1 {self._card()} {self._size()}\n"
+                f"{self.ref} ({self._nodes()}) {self.ref}_model")
 
     def vacask_preamble(self) -> tuple[str, ...]:
-        return ('load "spice/mos1.osdi"',)
+        return ()
+
+
+def transistor_files(simulator: str) -> dict[str, tuple[str, ...]]:
+    """Circuit fields the transistor needs on `simulator`: the Verilog-A module on VACASK, nothing on ngspice."""
+    if simulator == "vacask":
+        return {"verilog_a": (str(NMOS_VA),)}
+    if simulator == "ngspice":
+        return {}
+    raise ValueError(f"unknown simulator {simulator!r}; use 'ngspice' or 'vacask'")
+
+
+def with_transistor(files: dict[str, tuple[str, ...]], simulator: str) -> dict[str, tuple[str, ...]]:
+    """`files` (Circuit fields of a device's model) plus those of the transistor on `simulator`."""
+    merged = dict(files)
+    for key, paths in transistor_files(simulator).items():
+        merged[key] = tuple(merged.get(key, ())) + tuple(p for p in paths if p not in merged.get(key, ()))
+    return merged
 
 
 CellFactory = Callable[[str, str, str], object]
 """Builds the resistive device as an element: (instance name, te node, be node) -> element."""
 
 
-def one_t_one_r(cell: CellFactory, files: dict[str, tuple[str, ...]], gate: float | Pwl, bit_line: float | Pwl,
-                source_line: float | Pwl = 0.0, transistor: SelectTransistor = SelectTransistor(),
-                title: str = "1T1R cell") -> Circuit:
-    """A 1T1R cell driven by three sources: ``Vbl`` (bit line), ``Vwl`` (gate), ``Vsl`` (source line), each a
-    constant (V) or a waveform. `cell` builds the device, `files` are the Circuit fields its model needs
-    ({"includes": ...} or {"verilog_a": ...}). The device is instance ``dut``; its current from te to be is minus
-    ``i(vbl)``."""
+def one_t_one_r(cell: CellFactory, files: dict[str, tuple[str, ...]], simulator: str, gate: float | Pwl,
+                bit_line: float | Pwl, source_line: float | Pwl = 0.0,
+                transistor: SelectTransistor = SelectTransistor(), title: str = "1T1R cell") -> Circuit:
+    """A 1T1R cell on `simulator` driven by three sources: ``Vbl`` (bit line), ``Vwl`` (gate), ``Vsl`` (source
+    line), each a constant (V) or a waveform. `cell` builds the device, `files` are the Circuit fields its model
+    needs ({"includes": ...} or {"verilog_a": ...}). The device is instance ``dut``; its current from te to be is
+    minus ``i(vbl)``."""
     transistor.validate()
 
     def source(name: str, node: str, value: float | Pwl) -> VoltageSource:
@@ -150,7 +174,7 @@ def one_t_one_r(cell: CellFactory, files: dict[str, tuple[str, ...]], gate: floa
     elements = (source("Vbl", BIT_LINE, bit_line), source("Vwl", WORD_LINE, gate),
                 source("Vsl", SOURCE_LINE, source_line), cell("dut", BIT_LINE, CELL_NODE),
                 Nmos("sel", CELL_NODE, WORD_LINE, SOURCE_LINE, "0", transistor))
-    return Circuit(netlist="", title=title, elements=elements, **files)
+    return Circuit(netlist="", title=title, elements=elements, **with_transistor(files, simulator))
 
 
 def set_pulse(v_set: float, rise: float, width: float, v_read: float, read: float) -> Pwl:
@@ -174,7 +198,8 @@ def set_and_read_job(cell: CellFactory, files: dict[str, tuple[str, ...]], simul
     wave = set_pulse(v_set, rise, width, v_read, read)
     stop = wave.points[-1][0]
     gate = Pwl(((0.0, v_gate), (3 * rise + width - rise / 2, v_gate), (3 * rise + width, v_gate_read)))
-    circuit = one_t_one_r(cell, files, gate, wave, 0.0, transistor, title=f"1T1R SET at V_wl = {v_gate:g} V")
+    circuit = one_t_one_r(cell, files, simulator, gate, wave, 0.0, transistor,
+                          title=f"1T1R SET at V_wl = {v_gate:g} V")
     step = stop / points
     return SimJob(circuit, Tran(step=step, stop=stop, max_step=step, method="gear"),
                   outputs=("i(vbl)", f"v({BIT_LINE})", f"v({CELL_NODE})") + tuple(outputs), simulator=simulator,

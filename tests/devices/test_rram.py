@@ -22,7 +22,7 @@ from cosim.devices.rram import (
     rram_element,
 )
 from cosim.snn.synapses import ConductanceLevels
-from cosim.spice import SimJob, Tran, run, run_many
+from cosim.spice import DcSweep, SimJob, Tran, run, run_many
 from cosim.spice.elements import VoltageSource
 
 
@@ -53,6 +53,21 @@ def test_read_current_matches_python_and_a_long_read_does_not_disturb_the_state(
     expected = read_current(0.1, 1.2e-9, params)
     assert -result["i(vr)"][-1] == pytest.approx(expected, rel=1e-6)
     assert abs(result[gap_vector(device)][-1] - 1.2) < 1e-6  # nm: the gap does not move at the read voltage
+
+
+def test_a_dc_sweep_holds_the_state_of_the_full_model_on_both_simulators():
+    """ngspice sets `time` to the swept value in a .dc sweep: the subcircuit's state equation is switched by a
+    source that is 0 V in every DC analysis instead (with `time <= 0`, the sweep moved the gap and stopped)."""
+    params = RRAMParameters(gap_ini=1.2e-9)
+    jobs = []
+    for simulator in ("ngspice", "vacask"):
+        device = rram_element("d", "te", "0", params, simulator)
+        circuit = device_circuit((VoltageSource("Vr", "te", "0"), device), simulator)
+        jobs.append(SimJob(circuit, DcSweep(source="Vr", start=-2.5, stop=2.5, step=0.25),
+                           outputs=("i(vr)", gap_vector(device)), simulator=simulator))
+    for job, result in zip(jobs, run_many(jobs, progress=False, raise_errors=True)):
+        assert np.all(result[job.outputs[1]] == pytest.approx(1.2, abs=1e-9))  # nm, set and reset voltages included
+        assert np.allclose(-result["i(vr)"], read_current(result.x, 1.2e-9, params), rtol=1e-9, atol=1e-15)
 
 
 def test_conductance_and_gap_are_inverse():
@@ -88,6 +103,10 @@ def test_bad_level_mappings_are_rejected_before_any_simulation():
         RRAMVariability(d2d=(("thickness", 0.1),))
     with pytest.raises(ValueError, match="v_max"):
         WriteVerifyConfig(v_start=1.5, v_max=1.2)
+    with pytest.raises(ValueError, match="gate_set must lie in"):
+        WriteVerifyConfig(gate_set=0.4)  # below the transistor's threshold: the cell never conducts
+    with pytest.raises(ValueError, match="3 gate voltages for 8 levels"):
+        program_levels(2, seed=0, config=WriteVerifyConfig(gate_set=(1.0, 1.1, 1.2)))
 
 
 def test_differential_pairs_realise_the_seven_symmetric_weight_levels():
@@ -121,6 +140,18 @@ def test_write_verify_programs_eight_levels_with_under_one_percent_adjacent_over
     means, spreads = table.mean_spread()
     assert np.allclose(means.numpy(), np.arange(-3, 4), atol=0.15)
     assert np.all(spreads.numpy() > 0)
+
+
+def test_write_verify_programs_a_1t1r_cell_with_the_gate_voltage_as_the_set_compliance():
+    """The 1T1R option: no series resistor; SET pulses with the select transistor's gate at 1.0 V, 20 mV more per
+    further SET pulse (its saturation current is the compliance), RESETs through the source line."""
+    config = WriteVerifyConfig(r_series=0.0, gate_set=1.0, gate_step=0.02)
+    result = program_levels(3, seed=5, config=config, progress=False)
+    assert result.converged.mean() >= 0.9
+    assert np.all(result.adjacent_overlap < 0.01)
+    targets = np.asarray(result.mapping.levels_s)[:, None]
+    assert np.all(np.abs(result.conductance_s - targets)[result.converged] <= result.mapping.tolerance_s)
+    assert result.pulses.min() >= 1
 
 
 def test_quick_characterisation_writes_data_plots_and_summary(tmp_path):

@@ -1,5 +1,5 @@
-"""The 1T1R select transistor: the same level-1 NMOS on ngspice and VACASK, its square law, and cosim's own RRAM
-(gap model) SET through it at three gate voltages. Real simulators."""
+"""The 1T1R select transistor: the same level-1 NMOS on ngspice and VACASK (forward and backward, as in a RESET),
+its square law, and cosim's own RRAM (gap model) SET through it at three gate voltages. Real simulators."""
 from __future__ import annotations
 
 from functools import partial
@@ -8,29 +8,38 @@ import numpy as np
 import pytest
 
 from cosim.devices import rram
-from cosim.devices.select_transistor import Nmos, SelectTransistor, set_and_read_job
+from cosim.devices.select_transistor import Nmos, SelectTransistor, set_and_read_job, transistor_files
 from cosim.spice import Circuit, DcSweep, SimJob, run_many
 from cosim.spice.elements import VoltageSource
 
 
 def test_the_nmos_is_the_same_square_law_on_both_simulators():
+    """Source at 1 V, drain swept 0 .. 2 V: below 1 V the transistor conducts backwards (a RESET through the
+    source line), above it forwards (a SET)."""
     transistor = SelectTransistor()
+    v_source, gates = 1.0, (0.8, 1.2)
     jobs = []
     for simulator in ("ngspice", "vacask"):
-        for gate in (0.8, 1.2):
-            elements = (VoltageSource("Vd", "d", "0"), VoltageSource("Vg", "g", "0", dc=gate),
-                        Nmos("sel", "d", "g", "0", "0", transistor))
-            circuit = Circuit(netlist="", elements=elements)
-            jobs.append(SimJob(circuit, DcSweep(source="Vd", start=0.0, stop=2.0, step=0.1), outputs=("i(vd)",),
+        for gate in gates:
+            elements = (VoltageSource("Vd", "d", "0"), VoltageSource("Vg", "g", "0", dc=v_source + gate),
+                        VoltageSource("Vs", "s", "0", dc=v_source), Nmos("sel", "d", "g", "s", "0", transistor))
+            circuit = Circuit(netlist="", elements=elements, **transistor_files(simulator))
+            jobs.append(SimJob(circuit, DcSweep(source="Vd", start=0.0, stop=2.0, step=0.05), outputs=("i(vd)",),
                                simulator=simulator))
     results = run_many(jobs, progress=False, raise_errors=True)
     for ngspice, vacask in zip(results[:2], results[2:]):
-        assert np.allclose(ngspice["i(vd)"], vacask["i(vd)"], rtol=1e-9, atol=1e-15)
-    for gate, result in zip((0.8, 1.2), results[:2]):
-        v_ds = result.x
+        # ngspice's junction diodes (reverse biased) add gmin = 1e-12 S: up to 2e-12 A here
+        assert np.allclose(ngspice["i(vd)"], vacask["i(vd)"], rtol=1e-9, atol=3e-12)
+    beta = transistor.beta
+    for gate, result in zip(gates, results[2:]):
+        v_ds, current = result.x - v_source, -result["i(vd)"]
         saturated = v_ds > gate - transistor.vto
         expected = transistor.saturation_current(gate) * (1 + transistor.lam * v_ds[saturated])
-        assert np.allclose(-result["i(vd)"][saturated], expected, rtol=1e-9)
+        assert np.allclose(current[saturated], expected, rtol=1e-9)
+        backwards = v_ds < 0  # the drain is the source: overdrive gate - v_ds - vto, always linear here
+        v_sd, overdrive = -v_ds[backwards], gate - v_ds[backwards] - transistor.vto
+        expected = -beta * v_sd * (overdrive - v_sd / 2) * (1 + transistor.lam * v_sd)
+        assert np.allclose(current[backwards], expected, rtol=1e-9)
     assert transistor.gate_voltage(transistor.saturation_current(1.1)) == pytest.approx(1.1)
 
 
