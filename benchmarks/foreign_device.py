@@ -97,7 +97,7 @@ def train_network(out: Path, args: argparse.Namespace) -> dict:
                 f"model.synapse={json.dumps(DEVICE)}", "model.synapse_levels=\"programmed\"",
                 f"model.synapse_devices={args.devices}",
                 f"model.hidden={args.hidden}", f"model.current_scale={args.current_scale}", "model.bits=3",
-                f"run.epochs={args.epochs}", "run.seed=0",
+                f"optimiser.lr={args.lr}", f"run.epochs={args.epochs}", "run.seed=0",
                 f"run.out={json.dumps(str(run_dir))}"]
     cfg = load_config("music", settings)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=24, help="FeLIF neurons of the music predictor")
     parser.add_argument("--current-scale", type=float, default=2e-8, help="A per weight unit (model.current_scale)")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=0.02, help="learning rate (the main job's: at the paper's 5e-3 "
+                        "8 epochs on 48 chorales stayed above the key-frequency baseline, BCE 0.219 vs 0.192)")
     parser.add_argument("--train", type=int, default=48, help="first N training chorales")
     parser.add_argument("--valid", type=int, default=8, help="first N validation chorales")
     parser.add_argument("--test", type=int, default=8, help="first N test chorales")
