@@ -259,3 +259,14 @@ def test_after_sigkill_of_the_parent_folders_go_with_their_workers_or_at_the_nex
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     WorkerPool().close()
     assert {p.name for p in tmp_path.glob("cosim-worker-*")} == {unknown.name, mine.name}
+
+
+def test_a_caller_above_the_memory_limit_does_not_make_every_worker_retire():
+    """Linux carries a parent's peak RSS across fork and exec into getrusage's ru_maxrss: a caller holding more
+    than `WorkerLimits.max_rss_bytes` (as a long pytest run did on CI) had every worker replaced after each job."""
+    limits = WorkerLimits(max_rss_bytes=256 * 2**20)
+    ballast = bytearray(limits.max_rss_bytes + 64 * 2**20)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touch every page: resident, not just reserved
+    pids = pids_of_jobs(limits, 3, batch=False)
+    assert pids[0] == pids[1] == pids[2]
+    del ballast
