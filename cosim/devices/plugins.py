@@ -37,6 +37,7 @@ importing such a module registers its devices.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import importlib.metadata
@@ -104,7 +105,7 @@ class NeuronBank:
         """The bank of the neurons `columns` only (numbered 0.. in that order)."""
         if len(self.params) == 1:
             return self
-        return _replace(self, params=tuple(self.params[j] for j in columns))
+        return dataclasses.replace(self, params=tuple(self.params[j] for j in columns))
 
     def cards(self, n: int) -> list[str]:
         """Instance cards of n neurons, ``Xn<j>``."""
@@ -113,12 +114,6 @@ class NeuronBank:
             assignments = " ".join(f"{k}={number(v)}" for k, v in self.neuron_params(j))
             cards.append(f"Xn{j} {' '.join(self.node(p, j) for p in self.ports)} {self.subckt} {assignments}".rstrip())
         return cards
-
-
-def _replace(bank: NeuronBank, **changes: Any) -> NeuronBank:
-    import dataclasses
-
-    return dataclasses.replace(bank, **changes)
 
 
 @dataclass(frozen=True)
@@ -222,16 +217,13 @@ def load_plugins() -> None:
     once); a module that cannot be imported is a PluginError naming it."""
     sources = ["cosim.devices.felif", "cosim.devices.rram", "cosim.devices.jart_vcm"]
     sources += [s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(",") if s.strip()]
-    sources += [f"entry point {ep.name}={ep.value}" for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    sources += [ep.module for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
     for source in sources:
         if source in _loaded:
             continue
         _loaded.add(source)
         try:
-            if source.startswith("entry point "):
-                name = source.removeprefix("entry point ").split("=", 1)[1]
-                importlib.import_module(name.split(":")[0])
-            elif source.endswith(".py"):
+            if source.endswith(".py"):
                 _import_file(Path(source))
             else:
                 importlib.import_module(source)

@@ -330,9 +330,11 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
 
         try:
             surrogate = load_fitted(m.neuron, surrogate_path(m.surrogate_file, m.neuron))
-            fitted = surrogate.step_config() if hasattr(surrogate, "step_config") else m
+            # only a surrogate fitted to a forward pass (FeLIF's) records one to match; a plug-in's may not
+            fitted = surrogate.step_config() if hasattr(surrogate, "step_config") else None
             mismatched = [f"{name} = {getattr(m, name)} (fitted with {getattr(fitted, name)})"
-                          for name in ("dt", "h", "integrator") if getattr(m, name) != getattr(fitted, name)]
+                          for name in ("dt", "h", "integrator")
+                          if fitted is not None and getattr(m, name) != getattr(fitted, name)]
             if mismatched:
                 problems.append(f"model.surrogate_file {m.surrogate_file!r} was fitted for another forward pass: "
                                 f"model.{', model.'.join(mismatched)}")
