@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+from cosim.data.braille import EVENT_CHANNELS, FRAME_RATE, KEPT_TAXELS
 from cosim.felif.layer import step_method
 from cosim.felif.physics import FeLIFParameters
 
@@ -30,12 +31,14 @@ class ConfigError(ValueError):
 class DataConfig:
     """Which data set, which part of it, and how it is batched."""
 
-    dataset: Literal["music21", "jsb", "braille", "synthetic_braille"] = "music21"
+    dataset: Literal["music21", "jsb", "braille", "braille_events", "synthetic_braille"] = "music21"
     """music21: the Bach chorales shipped with music21 (default music set); jsb: a jsb-chorales-quarter.json file
-    (`path`) in its standard split; braille: the published raw Braille pickle (`path`); synthetic_braille: the
-    SYNTHETIC tactile set of `cosim.data.synthetic_braille`."""
+    (`path`) in its standard split; braille: the published raw Braille pickle (`path`); braille_events: the
+    benchmark's published event-coded Braille pickle (`path`, such as ../shared/data/braille/
+    data_braille_letters_th10; `cosim.data.load_braille_events`), presented as `encoding` says;
+    synthetic_braille: the SYNTHETIC tactile set of `cosim.data.synthetic_braille`."""
     path: str = ""
-    """Data file for jsb and braille (relative paths are taken from the working directory)."""
+    """Data file for jsb, braille and braille_events (relative paths are taken from the working directory)."""
     train_subset: int = 0
     """Use only the first N training samples (0: all)."""
     valid_subset: int = 0
@@ -54,7 +57,23 @@ class DataConfig:
     synthetic_seed: int = 0
     """synthetic_braille: seed of the simulated fingertip."""
     split_seed: int = 0
-    """Braille: seed of the fixed permutation before the 80/20 train/test split."""
+    """Braille: seed of the fixed permutation before the 80/20 train/test split (`cosim.data.split_samples`; the
+    same recordings are tested in both braille_events encodings)."""
+    encoding: Literal["events", "rebuilt"] = "events"
+    """braille_events: "events", the ON/OFF events as 0/1 spikes on 24 channels (12 taxels x ON/OFF) in bins of
+    `event_bin`, one bin per coarse step, not z-scored (the tactile network then has 24 x encoding_repeat encoding
+    neurons); "rebuilt", a 40 Hz signal rebuilt per taxel from the events (an approximation of the raw file)
+    and then the paper's preprocessing, 4 channels and 2 x frames steps like braille."""
+    event_threshold: float = 10.0
+    """braille_events, encoding "rebuilt": threshold of the file's event encoder, counts (10 for
+    data_braille_letters_th10)."""
+    event_bin: float = 1e-3
+    """braille_events, encoding "events": recording time per input step, s (each bin is one coarse step model.dt;
+    1 ms makes 1301 steps of the published 1.3 s)."""
+    event_duration: float = 0.0
+    """braille_events: recording time kept per sample, s (0: up to the file's latest event, 1.3 s in the
+    published file: 1301 bins of 1 ms, or 53 rebuilt frames -> 106 steps; 1.25 gives the paper's 51 frames ->
+    102 steps). Later events are dropped."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +210,9 @@ MAX_BATCH = 4096
 of the tactile network."""
 MAX_SYNTHETIC_PER_CLASS = 10_000
 """Most repetitions per class of the synthetic tactile set: 50x the published set's 200."""
+MIN_EVENT_BIN = 5e-4
+"""Finest data.event_bin, s: the event times are interpolated between 25 ms frames, so finer bins only add steps
+(at 0.5 ms the published 1.3 s make 2601 steps, 1.35 GB of inputs)."""
 MAX_LR = 1.0
 """Largest learning rate: Adamax moves each weight by up to lr per update, so beyond 1 nothing is learnt (and
 beyond 3.4e38 torch cannot even apply it)."""
@@ -274,13 +296,22 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
                        ("synthetic_per_class", MAX_SYNTHETIC_PER_CLASS)):
         if not 1 <= getattr(d, name) <= most:
             problems.append(f"data.{name} must be in [1, {most}], got {getattr(d, name)}")
-    if d.dataset in ("jsb", "braille") and not d.path:
-        problems.append(f"data.path is needed for data.dataset = {d.dataset!r} (the data file)")
+    if d.dataset in ("jsb", "braille", "braille_events") and not d.path:
+        example = " such as ../shared/data/braille/data_braille_letters_th10" if d.dataset == "braille_events" else ""
+        problems.append(f"data.path is needed for data.dataset = {d.dataset!r} (the data file{example})")
+    if not (math.isfinite(d.event_threshold) and d.event_threshold > 0):
+        problems.append(f"data.event_threshold must be a finite number of counts > 0, got {d.event_threshold}")
+    if not MIN_EVENT_BIN <= d.event_bin <= 1:
+        problems.append(f"data.event_bin = {d.event_bin} s is outside [{MIN_EVENT_BIN:g}, 1] s")
+    if not (d.event_duration == 0 or 1 / FRAME_RATE <= d.event_duration <= 60):
+        problems.append(f"data.event_duration = {d.event_duration} s: 0 (up to the latest event) or within "
+                        f"[{1 / FRAME_RATE:g}, 60] s (at least one {1e3 / FRAME_RATE:g} ms frame)")
     music_data = d.dataset in _MUSIC_DATA
     if music_data != (m.network == "music"):
         problems.append(f"model.network = {m.network!r} does not go with data.dataset = {d.dataset!r} "
-                        f"(music: {', '.join(_MUSIC_DATA)}; tactile: braille, synthetic_braille)")
-    for name, most in (("hidden", MAX_NEURONS), ("encoding_repeat", MAX_NEURONS // 4)):  # 4 taxel channels
+                        f"(music: {', '.join(_MUSIC_DATA)}; tactile: braille, braille_events, synthetic_braille)")
+    channels = EVENT_CHANNELS if (d.dataset, d.encoding) == ("braille_events", "events") else len(KEPT_TAXELS)
+    for name, most in (("hidden", MAX_NEURONS), ("encoding_repeat", MAX_NEURONS // channels)):
         if not 1 <= getattr(m, name) <= most:
             problems.append(f"model.{name} must be in [1, {most}], got {getattr(m, name)}")
     if m.bits is not None and m.bits not in (3, 4, 8):

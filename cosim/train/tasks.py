@@ -10,7 +10,7 @@ its metrics with their definitions (`metric_info`) and computes simple baselines
   frames); ``frame_accuracy``, the frame-level accuracy of Bay et al. (2009), sum TP / sum (TP + FP + FN) over
   all frames; ``on_fraction``, the fraction of (frame, key) cells predicted on. Baseline: every key predicted
   with its frequency in the training split.
-* tactile (Braille, real or SYNTHETIC): ``loss``, the softmax cross-entropy of the output spike counts;
+* tactile (Braille: raw, event-coded or SYNTHETIC): ``loss``, the softmax cross-entropy of the output spike counts;
   ``accuracy``, the fraction of samples whose largest count is the label (ties go to the lowest class index).
   Baselines: chance, and a logistic regression on the time-binned inputs.
 """
@@ -27,6 +27,8 @@ from cosim.data import (
     LETTERS,
     BrailleSplit,
     PianoRollDataset,
+    braille_events_data,
+    load_braille_events,
     load_braille_raw,
     load_jsb,
     load_music21_chorales,
@@ -194,6 +196,10 @@ class TactileTask:
     def __init__(self, cfg: DataConfig):
         if cfg.dataset == "braille":
             data = preprocess_braille(load_braille_raw(cfg.path), seed=cfg.split_seed, source=cfg.path)
+        elif cfg.dataset == "braille_events":
+            data = braille_events_data(load_braille_events(cfg.path), encoding=cfg.encoding, seed=cfg.split_seed,
+                                       threshold=cfg.event_threshold, bin_s=cfg.event_bin,
+                                       duration_s=cfg.event_duration or None, source=cfg.path)
         else:
             data = synthetic_braille_data(cfg.synthetic_per_class, seed=cfg.synthetic_seed, split_seed=cfg.split_seed)
         self.cfg = cfg
