@@ -2,18 +2,32 @@
 
 The forward value of a coarse step comes from the fine integration (cfg.substeps sub-steps of cfg.h, no autograd,
 fused kernel); the gradient is that of one differentiable explicit Euler step of cfg.dt (`physics.euler_step`).
-Autograd therefore keeps two small nodes per coarse step (merge and spike) instead of a graph per sub-step.
+Two forms with the same values and gradients:
+
+- `bruno_step`, one coarse step: two small autograd nodes per step (merge and spike) instead of a graph per
+  sub-step; `cosim.felif.layer` runs it step by step as method "bruno_step" (and for cycle-to-cycle variability).
+- `bruno_sequence`, a whole sequence in one autograd node (method "bruno", the layer's default): the forward loop
+  over coarse steps writes spikes and states into preallocated [T, batch, n] tensors, and the backward pass runs
+  the reverse-time recursion of `bruno_step`'s graph (merge: the guarded coarse step's Jacobian, zero where
+  reset; spike: the surrogate derivative; reset: no gradient). No per-step Python in autograd, and no per-step
+  tensors beyond V and P.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
 from cosim.felif import physics
 from cosim.felif.kernel import fine_forward
 from cosim.felif.physics import FeLIFParameters, FeLIFState
-from cosim.felif.step import StepConfig, spike
+from cosim.felif.step import StepConfig, spike, surrogate_derivative
 
 RATE_GRADS = ("exact", "stop")
+JACOBIAN_CHUNK_ELEMENTS = 1 << 14
+"""Neuron-steps whose coarse-step Jacobians `bruno_sequence`'s backward pass computes at once (whole coarse steps,
+at least one): larger chunks mean fewer, larger tensor operations; the chunk's autograd graph (~30 tensors of this
+many elements) is the backward pass's transient memory."""
 
 
 def _check_rate_grad(cfg: StepConfig) -> None:
@@ -84,3 +98,116 @@ def bruno_step(
     reset = reset.expand(fine.v.shape)
     new_state = FeLIFState(*_Merge.apply(state.v, state.p, i_in, fine.v, fine.p, reset, params, cfg))
     return spike(new_state.v, params.v_thr, cfg), new_state
+
+
+class BrunoSequence(NamedTuple):
+    """What `bruno_sequence` returns, each [T, batch, n]."""
+
+    spikes: torch.Tensor
+    """0/1, dtype of the input."""
+    v: torch.Tensor
+    """Membrane voltage after each coarse step's reset, V (dtype of the state)."""
+    p: torch.Tensor
+    """Polarisation after each coarse step's reset, C/m^2."""
+
+
+def bruno_sequence(
+    x: torch.Tensor, current_scale: float, state: FeLIFState, s_prev: torch.Tensor, params: FeLIFParameters,
+    cfg: StepConfig,
+) -> BrunoSequence:
+    """`bruno_step` over a whole sequence in one autograd node: spikes, V and P for inputs x [T, batch, n].
+
+    The input current of step t is x[t] (weight units, any float dtype) times current_scale (A per unit), in the
+    dtype of `state` (the start state, [batch, n], with s_prev the spikes of the step before). Values equal
+    `bruno_step`'s bit for bit; gradients (to x, through the spikes, V and P) equal them to rounding (the
+    Jacobians are formed before they are chained). The start state gets no gradient. Parameters must be the
+    same on every step (cycle-to-cycle variability runs `bruno_step` instead).
+    """
+    _check_rate_grad(cfg)
+    if x.dim() != 3 or tuple(x.shape[1:]) != tuple(state.v.shape):
+        raise ValueError(f"bruno_sequence: input [T, batch, n] must match the state {tuple(state.v.shape)}, got "
+                         f"{tuple(x.shape)}")
+    return BrunoSequence(*_Sequence.apply(x, state.v.detach(), state.p.detach(), s_prev.detach(), current_scale,
+                                          params, cfg))
+
+
+class _Sequence(torch.autograd.Function):
+    """The autograd node of `bruno_sequence`; saves x, the start state, the spikes, V and P."""
+
+    @staticmethod
+    def forward(ctx, x, v0, p0, s0, scale, params, cfg):
+        dtype = v0.dtype
+        v_all = torch.empty((x.shape[0], *v0.shape), dtype=dtype, device=v0.device)
+        p_all = torch.empty_like(v_all)
+        spikes = torch.empty(v_all.shape, dtype=x.dtype, device=x.device)
+        v_thr = torch.as_tensor(params.v_thr, dtype=dtype, device=v0.device)
+        state, s = FeLIFState(v0, p0), s0
+        for t in range(x.shape[0]):  # the forward of bruno_step, without autograd
+            reset = s.to(torch.bool)
+            fine = fine_forward(state, x[t].to(dtype) * scale, params, cfg, frozen=reset)
+            state = physics.reset_state(fine, reset.expand(fine.v.shape), params)
+            s = (state.v > v_thr).to(dtype)
+            v_all[t], p_all[t], spikes[t] = state.v, state.p, s
+        ctx.save_for_backward(x, v0, p0, s0, spikes, v_all, p_all)
+        ctx.scale, ctx.params, ctx.cfg = scale, params, cfg
+        ctx.set_materialize_grads(False)
+        return spikes, v_all, p_all
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes, grad_v, grad_p):
+        x, v0, p0, s0, spikes, v_all, p_all = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 7
+        params, cfg, scale = ctx.params, ctx.cfg, ctx.scale
+        dtype, steps = v_all.dtype, x.shape[0]
+        v_thr = torch.as_tensor(params.v_thr, dtype=dtype, device=v_all.device)
+        grad_x = torch.empty_like(x)
+        chunk = max(1, JACOBIAN_CHUNK_ELEMENTS // max(1, v0.numel()))
+        # gradient with respect to the state after step t's reset, from the steps after t (None: zero)
+        after_v = after_p = None
+        for start in range((steps - 1) // chunk * chunk, -1, -chunk):
+            end = min(start + chunk, steps)
+            before = slice(max(start - 1, 0), end - 1)  # the start state of steps start+1 .. end-1
+            v_in, p_in, s_in = (torch.cat([first[None], rest[before]]) if start == 0 else rest[before]
+                                for first, rest in ((v0, v_all), (p0, p_all), (s0.to(spikes.dtype), spikes)))
+            jac_v, jac_p = _coarse_jacobians(v_in, p_in, x[start:end].to(dtype) * scale, params, cfg)
+            resets = s_in.to(torch.bool)
+            if grad_spikes is not None:
+                slopes = surrogate_derivative(v_all[start:end], v_thr, cfg.surrogate, cfg.beta)
+            for k in range(end - start - 1, -1, -1):
+                t = start + k
+                g_v = _add(after_v, None if grad_spikes is None else grad_spikes[t].to(dtype) * slopes[k])
+                g_v = _add(g_v, None if grad_v is None else grad_v[t])
+                g_p = _add(after_p, None if grad_p is None else grad_p[t])
+                if g_v is None and g_p is None:
+                    grad_x[t] = 0.0
+                    continue
+                g_v, g_p = (None if g is None else g.masked_fill(resets[k], 0.0) for g in (g_v, g_p))
+                # vector-Jacobian product of the coarse step: (d/dV, d/dP, d/dI_in) of g_v V' + g_p P'
+                d_v, d_p, d_i = (_add(_mul(g_v, jv, k), _mul(g_p, jp, k)) for jv, jp in zip(jac_v, jac_p))
+                after_v, after_p = d_v, d_p
+                grad_x[t] = 0.0 if d_i is None else (d_i * scale).to(x.dtype)
+        return grad_x, None, None, None, None, None, None
+
+
+def _coarse_jacobians(v: torch.Tensor, p: torch.Tensor, i_in: torch.Tensor, params: FeLIFParameters,
+                      cfg: StepConfig) -> tuple[tuple[torch.Tensor | None, ...], tuple[torch.Tensor | None, ...]]:
+    """((dV'/dV, dV'/dP, dV'/dI), (dP'/dV, dP'/dP, dP'/dI)) of the guarded coarse step (`coarse_step`), element
+    by element (each neuron's step depends on its own state and input only); None where the output does not
+    depend on that input."""
+    with torch.enable_grad():
+        inputs = tuple(t.detach().requires_grad_() for t in (v, p, i_in))
+        out = coarse_step(FeLIFState(inputs[0], inputs[1]), inputs[2], params, cfg, guard=True)
+        ones = torch.ones_like(out.v)
+        jac_v = torch.autograd.grad(out.v, inputs, ones, retain_graph=True, allow_unused=True)
+        jac_p = torch.autograd.grad(out.p, inputs, ones, allow_unused=True)
+    return jac_v, jac_p
+
+
+def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    return b if a is None else a if b is None else a + b
+
+
+def _mul(g: torch.Tensor | None, jac: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    return None if g is None or jac is None else g * jac[k]

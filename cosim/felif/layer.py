@@ -1,20 +1,24 @@
 """FeLIFLayer: a thin nn.Module shell around a FeLIF coarse-step method (BRUNO by default).
 
 Methods share the signature of `cosim.felif.step`: ``step(i_in, state, s_prev, params, cfg) -> (spikes, state)``
-and are looked up by name in `METHODS`. "bruno" is registered here; `cosim.felif.baselines` adds its own
-("bptt", "bptt_ckpt", "coarse") by inserting into `METHODS` when it is imported, which `step_method` does on
-the first unknown name.
+and are looked up by name in `METHODS`. "bruno" and "bruno_step" are registered here; `cosim.felif.baselines`
+adds its own ("bptt", "bptt_ckpt", "coarse") by inserting into `METHODS` when it is imported, which
+`step_method` does on the first unknown name. A method may also have a whole-sequence form in `SEQUENCES` (same
+values, one autograd node per sequence), which the layer runs instead of the step loop: "bruno" does
+(`bruno_sequence`), "bruno_step" is the same method run step by step. Cycle-to-cycle variability always runs the
+step loop: its parameters are drawn afresh on every step, and a sequence node would have to keep every draw for
+its backward pass.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import torch
 from torch import nn
 
-from cosim.felif.bruno import bruno_step
+from cosim.felif.bruno import BrunoSequence, bruno_sequence, bruno_step
 from cosim.felif.physics import FeLIFParameters, FeLIFState, initial_state
 from cosim.felif.step import StepConfig, StepFn
 from cosim.felif.variability import with_cycle_to_cycle
@@ -22,8 +26,14 @@ from cosim.felif.variability import with_cycle_to_cycle
 if TYPE_CHECKING:
     from cosim.surrogates.guard import ValidityGuard
 
-METHODS: dict[str, StepFn] = {"bruno": bruno_step}
+METHODS: dict[str, StepFn] = {"bruno": bruno_step, "bruno_step": bruno_step}
 """Coarse-step methods by name; other modules register theirs by inserting into this dict."""
+
+SequenceFn = Callable[[torch.Tensor, float, FeLIFState, torch.Tensor, FeLIFParameters, StepConfig], BrunoSequence]
+"""A whole-sequence method: run(x, current_scale, state, s_prev, params, cfg) -> (spikes, V, P), each [T, batch, n]."""
+
+SEQUENCES: dict[str, SequenceFn] = {"bruno": bruno_sequence}
+"""Whole-sequence forms of methods in `METHODS`, by the same name."""
 
 _METHOD_PROVIDERS = ("cosim.felif.baselines",)
 
@@ -66,7 +76,8 @@ class FeLIFLayer(nn.Module):
         n: number of neurons.
         params: device parameters; a field may be a tensor broadcastable to (n,) (per-neuron variability).
         cfg: time grid, surrogate and gradient options of the coarse step.
-        method: name of the coarse-step method in `METHODS` ("bruno" default).
+        method: name of the coarse-step method in `METHODS` ("bruno" default: BRUNO as one autograd node per
+            sequence; "bruno_step": the same, step by step).
         current_scale: synaptic current gain, A per weight unit: the input current is x * current_scale.
             The default 1 nA per unit puts O(1) inputs in the 1-50 nA range of REFERENCE.md's sanity numbers.
         dtype: dtype of the state and the computation (float32 default, float64 for reference runs).
@@ -170,6 +181,15 @@ class FeLIFLayer(nn.Module):
         else:
             state, s = self._rest(batch, x.device)
         params = self.params
+        if self.method in SEQUENCES and self.c2c_sigma == 0:
+            out, v, p = SEQUENCES[self.method](x, self.current_scale, state, s, params, self.cfg)
+            if self.guard is not None:
+                with torch.no_grad():
+                    self.guard.observe(x.to(self.dtype) * self.current_scale, FeLIFState(v, p))
+            if self.stateful:  # copies: a view would keep the whole sequence alive
+                self._state = (FeLIFState(v[-1].detach().clone(), p[-1].detach().clone()),
+                               out[-1].detach().to(self.dtype))
+            return (out, FeLIFRecord(v, p)) if record else out
         current = x.to(self.dtype) * self.current_scale
         spikes, vs, ps = [], [], []
         for i_t in current:

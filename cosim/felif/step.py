@@ -63,14 +63,17 @@ class SpikeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         v, v_thr = ctx.saved_tensors
-        x = v - v_thr
-        if ctx.surrogate == "superspike":
-            d = 1.0 / (1.0 + ctx.beta * x.abs())
-        elif ctx.surrogate == "tanh":
-            d = 1.0 - torch.tanh(x) ** 2
-        else:
-            raise ValueError(f"unknown surrogate {ctx.surrogate!r}; use 'superspike' or 'tanh'")
-        return grad * d, None, None, None
+        return grad * surrogate_derivative(v, v_thr, ctx.surrogate, ctx.beta), None, None, None
+
+
+def surrogate_derivative(v: torch.Tensor, v_thr: torch.Tensor, surrogate: str, beta: float) -> torch.Tensor:
+    """The surrogate d spike / d V at membrane v (V): SuperSpike 1/(1 + beta |V - V_thr|) or 1 - tanh^2(V - V_thr)."""
+    x = v - v_thr
+    if surrogate == "superspike":
+        return 1.0 / (1.0 + beta * x.abs())
+    if surrogate == "tanh":
+        return 1.0 - torch.tanh(x) ** 2
+    raise ValueError(f"unknown surrogate {surrogate!r}; use 'superspike' or 'tanh'")
 
 
 def spike(v: torch.Tensor, v_thr: float | torch.Tensor, cfg: StepConfig) -> torch.Tensor:
