@@ -29,12 +29,17 @@ the same for "nothing changes" (R_after = R_before) as the baseline a model has 
 Cell-to-cell spread: after the population fit, each fitted cell gets its own vel0 multiplier (the best of a
 log-spaced grid); the log-normal spread of these is the card's d2d spread of vel0.
 
-Write-verify: the NI set-up's program-and-verify (its Python controller, akashlevy/NI-RRAM-Python nirram.py
-`target` with settings/default.json "PINGPONG": read; above the band a dynamic SET, the gate stepped from
-VWL_start in VWL_step at a fixed bit-line voltage, a read after each pulse, until the read is below the band's top;
-below the band a dynamic RESET likewise on the source line; up to `max_attempts` rounds), simulated on the fast path
-for a population of calibrated cells with the fitted spread, compared with the measured pulse counts per target
-band. The protocol of the chip's own LabVIEW program is not in the data: this one is an assumption.
+Program-and-verify: the measured file (chip 4 of the same set-up, programmed on 2021-02-05) was written with the
+operating conditions the set-up's authors list for that week (source repository, presentations/Updates 2-4-21.pptx,
+slide "Operation conditions"; the chip's LabVIEW front panel keeps the bands [0, 11] and [70, 90] kohm): the cells
+were FORMed first (gate stepped 0.9 .. 1.5 V in 0.05 V, bit line 2 .. 4 V in 0.5 V inside, 2 ms pulses, until the
+read is below 50 kohm), then each attempt reads the cell and, above the band, runs a dynamic SET (bit line 2.0 V,
+gate 0.9 .. 1.5 V in 0.1 V, 10 us, a read after each pulse, until the read is below the band's top), below it a
+dynamic RESET (source line 3.0 V, gate 0.9 .. 1.5 V in 0.1 V, 10 us, until the read is above the band's bottom),
+until the read lies in the band (`ProgramVerifyProtocol`). Simulated on the fast path for a population of
+calibrated cells with the fitted spread, from the pristine state through the FORM; compared with the measured SET +
+RESET pulses of the first pass per band. `protocol_check` asks the single-pulse data whether their cells respond
+to the protocol's pulses at all (the sweeps are of another chip, chip 9).
 """
 from __future__ import annotations
 
@@ -338,30 +343,84 @@ class RRAMCalibration:
 
 @dataclass(frozen=True)
 class ProgramVerifyProtocol:
-    """The set-up's program-and-verify (module docstring): per attempt one read, then a dynamic SET or RESET with
-    the gate stepped at a fixed line voltage, a read after each pulse. Defaults: NI-RRAM-Python's PINGPONG
-    settings (an assumption for the chip's own LabVIEW program)."""
+    """The set-up's FORM and program-and-verify (module docstring). Defaults: its documented operating conditions of
+    the week chip 4 was programmed. Voltage ramps are (start, stop, step), V, stop included."""
 
     lrs_band: tuple[float, float] = (9e3, 11e3)
-    """Read resistance band of the low-resistance target, ohm (the measured file's LRS outcomes span it)."""
+    """Read resistance band of the low-resistance target, ohm."""
     hrs_band: tuple[float, float] = (70e3, 90e3)
-    """Read resistance band of the high-resistance target, ohm (likewise)."""
-    set_v_bl: float = 3.3
+    """Read resistance band of the high-resistance target, ohm."""
+    set_v_bl: float = 2.0
     """Bit-line voltage of the SET pulses, V."""
-    set_gate: tuple[float, float, float] = (0.8, 4.0, 0.1)
-    """Gate voltages of a dynamic SET: start, stop (exclusive), step, V."""
-    reset_v_sl: float = 3.5
+    set_gate: tuple[float, float, float] = (0.9, 1.5, 0.1)
+    """Gate voltages of a dynamic SET, V."""
+    reset_v_sl: float = 3.0
     """Source-line voltage of the RESET pulses, V."""
-    reset_gate: tuple[float, float, float] = (0.8, 3.0, 0.1)
-    """Gate voltages of a dynamic RESET: start, stop (exclusive), step, V."""
-    width: float = 100e-6
-    """Pulse width, s."""
+    reset_gate: tuple[float, float, float] = (0.9, 1.5, 0.1)
+    """Gate voltages of a dynamic RESET, V."""
+    width: float = 10e-6
+    """Pulse width of SET and RESET, s."""
     max_attempts: int = 25
-    """Attempts (read + dynamic SET/RESET) before a cell counts as failed."""
+    """Attempts (read + dynamic SET/RESET) before a cell counts as failed (not documented: the measured first
+    pass needed at most 17, every cell succeeded)."""
+    form_gate: tuple[float, float, float] = (0.9, 1.5, 0.05)
+    """Gate voltages of the FORM (outer loop), V."""
+    form_v_bl: tuple[float, float, float] = (2.0, 4.0, 0.5)
+    """Bit-line voltages of the FORM (inner loop), V."""
+    form_width: float = 2e-3
+    """Pulse width of the FORM, s."""
+    form_stop: float = 50e3
+    """The FORM stops at the first read below this, ohm."""
+
+    @staticmethod
+    def ramp(values: tuple[float, float, float]) -> np.ndarray:
+        """The voltages of a (start, stop, step) ramp, V, stop included."""
+        start, stop, step = values
+        return np.arange(start, stop + step / 2, step)
 
     def gates(self, operation: Operation) -> np.ndarray:
-        start, stop, step = self.set_gate if operation == "set" else self.reset_gate
-        return np.arange(start, stop - 1e-9, step)
+        """Gate voltages of a dynamic SET or RESET, V."""
+        return self.ramp(self.set_gate if operation == "set" else self.reset_gate)
+
+
+def form(cell: Cell, gap: np.ndarray, vel0_factor: np.ndarray,
+         protocol: ProgramVerifyProtocol = ProgramVerifyProtocol()) -> np.ndarray:
+    """The protocol's FORM on devices of gap `gap` (m), each with its vel0 multiplier: SET pulses with the gate
+    stepped (outer) and the bit line stepped (inner), a read after each, until the read is below form_stop.
+    Returns the gaps after it, m (a device that never gets there keeps its last state)."""
+    gap = np.array(gap, dtype=float)
+    active = np.arange(gap.size)
+    for v_wl in protocol.ramp(protocol.form_gate):
+        for v_bl in protocol.ramp(protocol.form_v_bl):
+            if active.size == 0:
+                return gap
+            gap[active] = pulse_gap(cell, "set", np.full(active.size, v_bl), np.full(active.size, v_wl),
+                                    protocol.form_width * vel0_factor[active], gap[active])
+            active = active[read_resistance(cell, gap[active]) >= protocol.form_stop]
+    return gap
+
+
+def protocol_check(cell: Cell, pulses: Sequence[PulseData],
+                   protocol: ProgramVerifyProtocol = ProgramVerifyProtocol()) -> dict:
+    """Whether the single-pulse data speak to the protocol: their pulses at its SET conditions (bit line within
+    50 mV of set_v_bl, gate inside the SET ramp) from above the LRS band's top, and at its RESET conditions from
+    below the HRS band's bottom; per operation the number of such pulses and the fraction that crossed that edge,
+    measured and in the model."""
+    out = {}
+    for operation, edge, line in (("set", protocol.lrs_band[1], protocol.set_v_bl),
+                                  ("reset", protocol.hrs_band[0], protocol.reset_v_sl)):
+        gates = protocol.gates(operation)
+        sign = 1 if operation == "set" else -1  # a SET crosses the edge downwards, a RESET upwards
+        rows = [p.subset((np.abs(p.v_pulse - line) <= 0.05 + 1e-9) & (p.v_wl >= gates[0] - 0.05)
+                         & (p.v_wl <= gates[-1] + 0.05) & (sign * (p.r_before - edge) > 0))
+                for p in pulses if p.operation == operation]
+        rows = [p for p in rows if len(p)]
+        measured = np.concatenate([p.r_after for p in rows]) if rows else np.zeros(0)
+        model = np.concatenate([predict(cell, p) for p in rows]) if rows else np.zeros(0)
+        out[operation] = {"pulses": int(measured.size), "edge_ohm": edge,
+                          "measured_crossed": float(np.mean(sign * (measured - edge) < 0)) if rows else float("nan"),
+                          "model_crossed": float(np.mean(sign * (model - edge) < 0)) if rows else float("nan")}
+    return out
 
 
 def program_verify(cell: Cell, band: tuple[float, float], gap: np.ndarray, vel0_factor: np.ndarray,
@@ -491,16 +550,17 @@ def compare_program_verify(cell: Cell, sigma_ln: float, verify: ProgramVerifyDat
                            rng: np.random.Generator, protocol: ProgramVerifyProtocol = ProgramVerifyProtocol(),
                            devices: int = 256) -> dict:
     """Measured pulse counts of the first pass per target band against the protocol on `devices` calibrated
-    cells per band, each with a vel0 multiplier exp(sigma_ln N(0, 1)), starting from the resistances the
-    single-pulse sweeps start from (their cells' first reads: fresh cells in a high-resistance state)."""
+    cells per band, each with a vel0 multiplier exp(sigma_ln N(0, 1)), pristine (the largest gap) and FORMed as the
+    protocol FORMs; with `protocol_check` of the single-pulse data `pulses`."""
     first = verify.passes == 0
-    starts = np.concatenate([p.r_before[np.r_[True, np.diff(p.cell) != 0]] for p in pulses if p.operation == "set"])
-    out = {"protocol": dataclasses.asdict(protocol), "devices_per_band": devices,
-           "initial_resistance_median_ohm": float(np.median(starts)), "sigma_ln_vel0": sigma_ln}
+    out = {"protocol": dataclasses.asdict(protocol), "devices_per_band": devices, "sigma_ln_vel0": sigma_ln,
+           "calibration_data_check": protocol_check(cell, pulses, protocol)}
+    formed = []
     for name, band in (("lrs", protocol.lrs_band), ("hrs", protocol.hrs_band)):
         measured = first & (verify.resistance >= band[0]) & (verify.resistance <= band[1])
-        gap = gap_from_resistance(cell, rng.choice(starts, devices))
         factor = np.exp((sigma_ln if np.isfinite(sigma_ln) else 0.0) * rng.standard_normal(devices))
+        gap = form(cell, np.full(devices, cell.device.gap_max), factor, protocol)
+        formed.append(read_resistance(cell, gap))
         model = program_verify(cell, band, gap, factor, protocol)
         pulses_model = model["sets"] + model["resets"]
         out[name] = {"band_ohm": list(band), "measured_cells": int(measured.sum()),
@@ -513,6 +573,9 @@ def compare_program_verify(cell: Cell, sigma_ln: float, verify: ProgramVerifyDat
                      "measured_pulses": verify.pulses[measured], "model_pulses": pulses_model}
         m = out[name]
         m["pulse_count_rel_error"] = abs(m["model_mean_pulses"] / m["measured_mean_pulses"] - 1)
+    formed = np.concatenate(formed)
+    out["formed_resistance_median_ohm"] = float(np.median(formed))
+    out["formed_fraction"] = float(np.mean(formed < protocol.form_stop))
     return out
 
 
@@ -583,7 +646,8 @@ def rram_card(fit: RRAMFit, files: Sequence[tuple[str | Path, str, str]], config
                      "holdout": f"every {HOLDOUT_EVERY}th cell", "switched_decades": SWITCHED},
         "seconds": fit.seconds, "data": data, "citation": citations,
         "notes": ["errors: |log10(R_after model / R_after measured)|; baseline: R_after = R_before",
-                  "program_verify: first pass of the measured file per band; the protocol is an assumption"],
+                  "program_verify: first pass of the measured file per band; the protocol: the set-up's documented "
+                  "operating conditions of that chip (module cosim.calibrate.rram)"],
     }
 
 
@@ -661,6 +725,14 @@ def write_rram_report(fit: RRAMFit, card: dict, out: str | Path) -> Path:
                          f"({m['measured_mean_sets']:.2f} / {m['measured_mean_resets']:.2f}) | "
                          f"{m['model_mean_pulses']:.2f} ({m['model_mean_sets']:.2f} / {m['model_mean_resets']:.2f}) | "
                          f"{m['pulse_count_rel_error']:.2f} | {m['model_success']:.2f} |")
+        pv, check = card["program_verify"], card["program_verify"]["calibration_data_check"]
+        lines += ["", f"Model cells after the FORM: median {pv['formed_resistance_median_ohm'] / 1e3:.1f} kohm "
+                      f"({pv['formed_fraction']:.0%} below {pv['protocol']['form_stop'] / 1e3:g} kohm).",
+                  "", "Single-pulse data at the protocol's conditions (do the calibration cells respond to them?):", "",
+                  "| pulses | count | crossed the band edge: measured | model |", "|---|---|---|---|"]
+        for operation, c in check.items():
+            lines.append(f"| {operation.upper()} towards {'<' if operation == 'set' else '>'} {c['edge_ohm'] / 1e3:g} "
+                         f"kohm | {c['pulses']} | {c['measured_crossed']:.3f} | {c['model_crossed']:.3f} |")
     lines += report_tail(card, figures)
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
