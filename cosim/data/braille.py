@@ -112,13 +112,17 @@ class _PlainDataUnpickler(pickle.Unpickler):
 
     _allowed = _allowed_globals()
     _allowed_words = "plain data and numpy arrays are"
+    _hints = {"pandas": PANDAS_HINT}
+    """What to tell the user when a global of this top-level package is refused."""
 
     def find_class(self, module: str, name: str) -> Any:
         try:
             return self._allowed[(module, name)]
         except KeyError:
+            hint = self._hints.get(module.partition(".")[0])
             raise _RefusedGlobal(f"refused global {module}.{name}: only {self._allowed_words} allowed (a file "
-                                 f"that names other code may have been tampered with)") from None
+                                 f"that names other code may have been tampered with)"
+                                 + (f"; {hint}" if hint else "")) from None
 
 
 class _BuiltinsOnlyUnpickler(_PlainDataUnpickler):
@@ -127,6 +131,9 @@ class _BuiltinsOnlyUnpickler(_PlainDataUnpickler):
 
     _allowed: dict[tuple[str, str], Any] = {}
     _allowed_words = "built-in types (no global at all) are"
+    _hints = {"pandas": PANDAS_HINT,
+              "numpy": "the event-coded file holds no numpy arrays; a raw Braille file (numpy 'taxel_data' arrays) "
+                       "is read with load_braille_raw (in a training config: data.dataset = \"braille\")"}
 
 
 def _read_records(path: Path, unpickler: type[pickle.Unpickler], what: str, where_to_get: str) -> list:
@@ -146,8 +153,7 @@ def _read_records(path: Path, unpickler: type[pickle.Unpickler], what: str, wher
     try:
         records = unpickler(io.BytesIO(raw)).load()
     except _RefusedGlobal as err:
-        hint = f"; {PANDAS_HINT}" if "pandas" in str(err) else ""
-        raise DataFormatError(f"{path}: {err}{hint}; expected {where_to_get}") from err
+        raise DataFormatError(f"{path}: {err}; expected {where_to_get}") from err
     except Exception as err:  # truncated or not a pickle at all: many exception types
         raise DataFormatError(f"{path}: not a readable pickle ({type(err).__name__}: {err}); "
                               f"expected {where_to_get}") from err
