@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -32,19 +33,32 @@ def _seconds(text: str) -> float:
 
 
 def _characterize(args: argparse.Namespace) -> int:
-    from cosim.devices.characterize import characterization_names, characterize, characterizer
+    from cosim.devices.characterize import (
+        card_characterizer,
+        card_of,
+        characterization_names,
+        characterize,
+        characterizer,
+    )
     from cosim.devices.plugins import PluginError
 
     names = characterization_names() if "all" in args.devices else args.devices
+    cards = {}
     try:
         for name in names:
             characterizer(name)
+            cards[name] = card_of(name, args.device_card or "", args.synapse_card or "")
+            if cards[name]:
+                card_characterizer(name, cards[name])  # a card that cannot be used fails before anything runs
     except PluginError as err:
         print(f"cosim characterize: {err}", file=sys.stderr)
         return 2
+    except ValueError as err:  # CardError
+        print(f"cosim characterize: {err}", file=sys.stderr)
+        return 1
     for name in names:
         out = Path(args.out) / name if len(names) > 1 else Path(args.out)
-        summary = characterize(name, out, quick=args.quick)
+        summary = characterize(name, out, quick=args.quick, card=cards[name])
         print(f"{name}: wrote {out}/summary.json")
         print(json.dumps(summary, indent=1, default=str)[:2000])
     return 0
@@ -56,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     from cosim.train.config import ConfigError
 
     try:
-        report = run_main(args.out, tuple(args.set))
+        report = run_main(args.out, tuple(args.set), device_card=args.device_card or "",
+                          synapse_card=args.synapse_card or "")
     except (ConfigError, CheckpointError) as err:
         print(f"cosim run: {err}", file=sys.stderr)
         return 1
@@ -146,7 +161,16 @@ def _fit(args: argparse.Namespace) -> int:
     except ValueError as err:  # an unknown name is a usage error, as in `cosim characterize`
         print(f"cosim fit: {err}", file=sys.stderr)
         return 2
-    path = fit(Path(args.out) if args.out else None, seed=args.seed, quick=args.quick, n_jobs=args.jobs)
+    card = {"device_card": args.device_card} if args.device_card else {}
+    if card and "device_card" not in inspect.signature(fit).parameters:
+        print(f"cosim fit {args.kind}: this surrogate is not fitted to device cards (its fitter takes no "
+              "device_card)", file=sys.stderr)
+        return 2
+    try:
+        path = fit(Path(args.out) if args.out else None, seed=args.seed, quick=args.quick, n_jobs=args.jobs, **card)
+    except ValueError as err:  # CardError, or --device-card without --out
+        print(f"cosim fit {args.kind}: {err}", file=sys.stderr)
+        return 1
     print(f"cosim fit {args.kind}: wrote {path} (validation report next to it)")
     return 0
 
@@ -194,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="runs/main", help="run folder (default: runs/main)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a training config field (see `cosim train --help`)")
+    run.add_argument("--device-card", metavar="CARD",
+                     help="run on a calibrated neuron device: a FeCap device card (`cosim calibrate fecap`); the "
+                          "FeLIF surrogate is fitted to it in the run")
+    run.add_argument("--synapse-card", metavar="CARD",
+                     help="run on a calibrated synapse device: an RRAM device card (`cosim calibrate rram`)")
     run.set_defaults(func=_run)
 
     char = sub.add_parser("characterize", help="run device/circuit testbenches and write data, plots, summary.json")
@@ -202,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "(COSIM_PLUGINS), or all")
     char.add_argument("--out", default="runs/characterization", help="output folder")
     char.add_argument("--quick", action="store_true", help="fewer points: a fast overview")
+    char.add_argument("--device-card", metavar="CARD",
+                      help="characterise the FeCap and the neuron device of this device card (FeCap card)")
+    char.add_argument("--synapse-card", metavar="CARD",
+                      help="characterise the synapse device of this device card (RRAM card)")
     char.set_defaults(func=_characterize)
 
     train = sub.add_parser("train", help="train the music predictor or the tactile classifier")
@@ -218,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=0, help="seed of the design of experiments (default 0)")
     fit.add_argument("--quick", action="store_true", help="a smaller design of experiments: a fast check")
     fit.add_argument("--jobs", type=_count, help="simulations at once (default: the machine's cores)")
+    fit.add_argument("--device-card", metavar="CARD",
+                     help="fit to the circuit of a calibrated device (felif: a FeCap device card); needs --out")
     fit.set_defaults(func=_fit)
 
     verify = sub.add_parser("verify", help="simulate a trained network's device layer in SPICE (synapse crossbar + "

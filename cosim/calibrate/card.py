@@ -4,7 +4,9 @@ A card holds ``schema``, ``device`` (``fecap`` or ``rram``), ``converged``, ``pa
 fitted, bounds (fitted ones), std_error, relative_std_error, description}}), the fit's residuals, the errors on
 fitted and held-out data (fast path and SPICE), ``data`` ([{path, sha256, kind, role}]) and ``citation``. A
 calibration whose optimiser did not converge writes the same content to ``not_converged.json`` instead of
-``device_card.json``, so that nothing downstream takes it for a calibrated device.
+``device_card.json``, so that nothing downstream takes it for a calibrated device. The schema and the reading of a
+card belong to the devices (`cosim.devices.card`: `read_card`, `load_card`); `cosim.devices.fecap.fecap_from_card`
+and `cosim.devices.rram.rram_from_card` build a device from one.
 
 Parameter uncertainty: from the Jacobian J of the residuals r at the solution (in the optimiser's variables, the
 logarithm of parameters spanning decades), cov = s^2 (J^T J)^+ with s^2 = |r|^2 / (m - n); a standard error of a
@@ -23,15 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from cosim.calibrate.readers import file_sha256
-from cosim.devices.fecap import FeCapParameters
-from cosim.felif.physics import FeLIFParameters
-
-SCHEMA = "cosim-device-card/1"
-"""Version tag of the card format."""
-CARD_NAME = "device_card.json"
-"""File name of a converged calibration's card."""
-NOT_CONVERGED_NAME = "not_converged.json"
-"""File name of the record of a calibration that did not converge."""
+from cosim.devices.card import CARD_NAME, NOT_CONVERGED_NAME, SCHEMA
 
 
 @dataclass(frozen=True)
@@ -125,37 +119,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def read_card(path: str | Path, device: str) -> dict:
-    """A device card of kind `device`, checked: a ValueError names the file if it is missing, is not a card, is
-    of another device, or records a calibration that did not converge."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"device card {path}: no such file")
-    try:
-        card = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"device card {path}: not JSON ({err})") from None
-    if not isinstance(card, dict) or card.get("schema") != SCHEMA:
-        raise ValueError(f"device card {path}: not a {SCHEMA} card (schema {card.get('schema')!r})"
-                         if isinstance(card, dict) else f"device card {path}: not a card")
-    if card.get("device") != device:
-        raise ValueError(f"device card {path}: a {card.get('device')!r} card where a {device!r} card is needed")
-    if not card.get("converged"):
-        raise ValueError(f"device card {path}: its calibration did not converge")
-    return card
-
-
-def fecap_from_card(path: str | Path) -> FeCapParameters:
-    """The calibrated FeCap of a device card (its base temperature), validated."""
-    card = read_card(path, "fecap")
-    values = {name: entry["value"] for name, entry in card["parameters"].items()}
-    sigma = values.pop("sigma_ea")
-    try:
-        return FeCapParameters(FeLIFParameters(**values), n_domains=card["n_domains"], sigma_ea=sigma).validate()
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"device card {path}: {err}") from None
 
 
 def report_head(title: str, card: dict, residual_unit: str, units: bool) -> list[str]:

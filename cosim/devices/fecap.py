@@ -47,6 +47,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
+from cosim.devices.card import CardError, DeviceCard, load_card
 from cosim.felif.physics import EPS0, FeLIFParameters
 from cosim.felif.variability import VARIED_FIELDS, VariabilityConfig
 from cosim.spice import Circuit, SimJob, SimResult, Tran
@@ -175,6 +176,36 @@ def sample_devices(params: FeCapParameters, n: int, sigma: float, seed: int) -> 
             raise ValueError(f"device {i} of the draw (seed {seed}, sigma {sigma}) is not physical: {error}; "
                              "use a smaller sigma") from None
     return devices
+
+
+CARD_PARAMETERS = {"area": "m^2", "t_fe": "m", "t_int": "m", "eps_fe": "", "eps_int": "", "e_a": "V/m", "p_s": "C/m^2",
+                   "tau0": "s", "alpha": "", "i0": "A/m^2", "v_t": "V", "sigma_ea": ""}
+"""Parameters a FeCap device card (`cosim calibrate fecap`) may hold, with their units: the MODEL_FIELDS but the
+numerical e_guard, and the domains' spread sigma_ea; the card's ``n_domains`` gives N."""
+
+
+def fecap_from_card(path: str | Path) -> tuple[FeCapParameters, DeviceCard]:
+    """The FeCap of a FeCap device card, validated, and the card as read (what it held, what stayed default).
+
+    What the card holds replaces the default device's value (`FeCapParameters()`); a parameter it does not hold,
+    or no ``n_domains``, keeps the default and is listed in `DeviceCard.defaults`. N must be a shipped domain count
+    (SHIPPED_DOMAIN_COUNTS). CardError names the file and the field of a card that cannot be used.
+    """
+    card = load_card(path, "fecap", CARD_PARAMETERS)
+    values = dict(card.values)
+    default = FeCapParameters()
+    sigma = values.pop("sigma_ea", default.sigma_ea)
+    n_domains = card.number("n_domains", default.n_domains)
+    if n_domains not in SHIPPED_DOMAIN_COUNTS:
+        raise CardError(f"device card {card.path}: field 'n_domains' is {n_domains:g}; the FeCap models are shipped "
+                        f"for {' and '.join(map(str, SHIPPED_DOMAIN_COUNTS))} domains")
+    if "n_domains" not in card.content:
+        card = dataclasses.replace(card, defaults=card.defaults + ("n_domains",))
+    try:
+        device = FeCapParameters(default.physics.replace(**values), n_domains=int(n_domains), sigma_ea=sigma)
+        return device.validate(), card
+    except ValueError as err:
+        raise CardError(f"device card {card.path}: {err}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -447,9 +478,11 @@ def _frequency_key(frequency: float) -> str:
     return f"{frequency:.0f}"
 
 
-def characterize_fecap(out: str | Path, quick: bool = False) -> dict:
-    """P-V hysteresis loops of the default (multi-domain) FeCap at three sweep frequencies, major and minor, on
-    ngspice, with the single-domain reference and the Verilog-A model on VACASK for comparison.
+def characterize_fecap(out: str | Path, quick: bool = False, device: FeCapParameters | None = None,
+                       card: DeviceCard | None = None) -> dict:
+    """P-V hysteresis loops of the FeCap `device` (default: the default multi-domain FeCap) at three sweep
+    frequencies, major and minor, on ngspice, with the single-domain reference and the Verilog-A model on VACASK
+    for comparison. `card`: the device card `device` was built from, recorded in the summary.
 
     Writes ``pv_loops.npz`` (time, v, p of every analysed period), ``pv_loops.csv`` (loop figures), ``pv_loops.png``
     and ``summary.json`` into `out`; returns the summary: ``coercive_voltage_v`` ({frequency in Hz: {"positive",
@@ -465,7 +498,7 @@ def characterize_fecap(out: str | Path, quick: bool = False) -> dict:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device, reference = FeCapParameters(), FeCapParameters.reference()
+    device, reference = (device or FeCapParameters()).validate(), FeCapParameters.reference()
     minors = {f: (MINOR_AMPLITUDES[-1:] if quick and f == 1e4 else () if quick else MINOR_AMPLITUDES)
               for f in SWEEP_FREQUENCIES}
     cases = [("device", "ngspice", MAJOR_AMPLITUDE, f) for f in SWEEP_FREQUENCIES]
@@ -529,7 +562,8 @@ def characterize_fecap(out: str | Path, quick: bool = False) -> dict:
         "reference_single_domain": {"coercive_voltage_v": ref_coercive, "remanent_polarization": ref_remanent},
         "vacask_vs_ngspice_nrmse": agreement,
         "device": {"n_domains": device.n_domains, "sigma_ea": device.sigma_ea,
-                   "parameters": dict(device.model_parameters())},
+                   "parameters": dict(device.model_parameters()),
+                   "device_card": card.to_dict() if card is not None else None},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -75,9 +75,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from cosim.devices.card import CardError, DeviceCard
 from cosim.devices.fecap import (
     MODELS_DIR, NETLISTS_DIR, SHIPPED_DOMAIN_COUNTS, FeCapParameters, Simulator, default_parameters as fecap_defaults,
-    domain_vectors, model_name as fecap_model_name, sample_devices, shipped_files as fecap_shipped_files,
+    domain_vectors, fecap_from_card, model_name as fecap_model_name, sample_devices,
+    shipped_files as fecap_shipped_files,
 )
 from cosim.devices.plugins import NeuronBank, NeuronResponse, register_neuron
 from cosim.felif.layer import FeLIFLayer
@@ -482,9 +484,11 @@ def _current_key(current: float) -> str:
     return f"{current * 1e9:g}"
 
 
-def characterize_felif(out: str | Path, quick: bool = False) -> dict:
-    """V and P traces, first spike times and the f-I curve of the default (multi-domain) neuron on ngspice, of
-    the single-domain ideal-limit neuron (REFERENCE.md's model) for comparison, and the Verilog-A neuron on VACASK.
+def characterize_felif(out: str | Path, quick: bool = False, device: FeLIFCircuitParameters | None = None,
+                       card: DeviceCard | None = None) -> dict:
+    """V and P traces, first spike times and the f-I curve of the neuron `device` (default: the default
+    multi-domain neuron) on ngspice, of the single-domain ideal-limit neuron (REFERENCE.md's model) for comparison,
+    and the Verilog-A neuron on VACASK. `card`: the device card `device` was built from, recorded in the summary.
 
     Writes ``traces.npz``, ``traces.png``, ``fi_curve.csv``, ``fi_curve.png`` and ``summary.json`` into `out`;
     returns the summary: ``first_spike_s`` ({input current in nA: s}), ``spike_steps`` (coarse steps of the
@@ -500,7 +504,8 @@ def characterize_felif(out: str | Path, quick: bool = False) -> dict:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    devices = {"device": FeLIFCircuitParameters(), "reference": FeLIFCircuitParameters.reference()}
+    devices = {"device": (device or FeLIFCircuitParameters()).validate(),
+               "reference": FeLIFCircuitParameters.reference()}
     fi_currents = (0.5e-9, 1e-9, 3e-9, 10e-9, 30e-9, 100e-9) if quick else tuple(np.geomspace(0.5e-9, 100e-9, 12))
     fi_currents = tuple(round(float(i), 15) for i in fi_currents)
     fi_stop = 60e-3 if quick else 200e-3
@@ -582,7 +587,8 @@ def characterize_felif(out: str | Path, quick: bool = False) -> dict:
         "vacask_first_spike_s": vacask_first,
         "vacask_vs_ngspice_rel": {key: abs(value / first["device"][key] - 1) for key, value in vacask_first.items()},
         "device": {"subcircuit": devices["device"].subcircuit,
-                   "parameters": dict(devices["device"].subcircuit_parameters())},
+                   "parameters": dict(devices["device"].subcircuit_parameters()),
+                   "device_card": card.to_dict() if card is not None else None},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -623,21 +629,45 @@ class FeLIFDevice:
     protection included (the training model's V limits are where it holds the membrane); verification adds
     nothing to them. A network trained with a fitted surrogate runs on the circuit that surrogate was fitted to,
     each neuron scaled by its device-to-device variability.
+
+    The registered device is the default neuron; `with_card` gives the neuron whose FeCap is a calibrated one (a
+    FeCap device card, `cosim.devices.fecap.fecap_from_card`): its analytic training model takes the card's FeCap
+    physics (area, thicknesses, permittivities, E_a, P_s, tau0, alpha, leakage) and its circuits the card's
+    domains (N, sigma_Ea) as well; neuron fields (c_par, i_dsc, v_reset; v_thr from the config) and the periphery
+    stay the circuit's defaults.
     """
 
     name = "felif"
+    card_kind = "fecap"
+    """Kind of device card `with_card` takes."""
+
+    def __init__(self, circuit: FeLIFCircuitParameters | None = None, card: DeviceCard | None = None):
+        self.circuit = (circuit or FeLIFCircuitParameters()).validate()
+        """The neuron circuit (default: the default multi-domain neuron)."""
+        self.card = card
+        """The device card the circuit's FeCap came from (None: the default FeCap)."""
+
+    def with_card(self, path: str | Path) -> "FeLIFDevice":
+        """This neuron with the FeCap of the FeCap device card at `path` (CardError naming file and field)."""
+        fecap, card = fecap_from_card(path)
+        fecap = fecap.replace(physics=fecap.physics.replace(
+            **{name: getattr(self.circuit.physics, name) for name in NEURON_FIELDS + MODEL_LIMIT_FIELDS}))
+        try:
+            return FeLIFDevice(self.circuit.replace(fecap=fecap), card)
+        except ValueError as err:
+            raise CardError(f"device card {path}: the neuron built from it is not valid: {err}") from None
 
     def parameters(self) -> FeLIFCircuitParameters:
-        return FeLIFCircuitParameters()
+        return self.circuit
 
     def sample(self, params: FeLIFCircuitParameters, n: int, sigma: float, seed: int) -> list[FeLIFCircuitParameters]:
         return sample_neurons(params, n, sigma, seed)
 
     def characterize(self, out: Path, quick: bool) -> dict:
-        return characterize_felif(out, quick)
+        return characterize_felif(out, quick, self.circuit, self.card)
 
     def layer(self, n: int, model: Any, fitted: Any | None) -> FeLIFLayer:
-        params = fitted.params if fitted is not None else FeLIFParameters(v_thr=model.v_thr)
+        params = fitted.params if fitted is not None else self.circuit.physics.replace(v_thr=model.v_thr)
         if model.variability_sigma > 0:
             params = device_to_device(params, n, model.variability_sigma)
         step = StepConfig(dt=model.dt, h=model.h, surrogate=model.surrogate, beta=model.beta,
@@ -659,9 +689,12 @@ class FeLIFDevice:
             if fitted is not None:
                 circuit = scaled_device(fitted.circuit().replace(t_clk=dt), fitted.params, params)
             elif n_domains == 1:
-                circuit = FeLIFCircuitParameters(fecap=FeCapParameters.reference(params), t_clk=dt)
+                circuit = self.circuit.replace(fecap=FeCapParameters.reference(params), t_clk=dt)
             else:
-                circuit = FeLIFCircuitParameters(fecap=FeCapParameters(params, n_domains), t_clk=dt)
+                own = self.circuit.fecap
+                fecap = (own.replace(physics=params) if n_domains == own.n_domains
+                         else FeCapParameters(params, n_domains, sigma_ea=own.sigma_ea))
+                circuit = self.circuit.replace(fecap=fecap, t_clk=dt)
             circuits.append(circuit.validate())
         first = neuron_element("n", "in", "spk", circuits[0])
         return NeuronBank(first.subcircuit, circuit_files(circuits[0], "ngspice")["includes"], ("in", "spk"),

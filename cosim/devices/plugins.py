@@ -30,6 +30,13 @@ A synapse device (`SynapseDevice`) gives
                                    (the device's own read law at the state of chord conductance `conductance`,
                                    S, at v_read), with ``read_libraries`` the files it needs.
 
+A device built from a device card (a calibrated device, `cosim.devices.card`) also gives
+  ``card_kind``                    the kind of card it takes ("fecap", "rram");
+  ``with_card(path)``              the device with the card's parameters (what the card does not hold stays
+                                   default; ``.card`` is the `DeviceCard` read, for provenance).
+`neuron_device(name, card)` and `synapse_device(name, card)` return that device; a device without ``with_card``
+given a card is a PluginError naming it.
+
 Register with `register_neuron` / `register_synapse`; a device missing a method fails there, naming it. Devices
 outside cosim are found by importing the modules named in the ``COSIM_PLUGINS`` environment variable (module
 names or ``.py`` paths, separated by commas) and those installed under the ``cosim.devices`` entry-point group;
@@ -243,7 +250,7 @@ def _import_file(path: Path) -> None:
     spec.loader.exec_module(module)
 
 
-def _lookup(registry: dict, kind: str, name: str) -> Any:
+def _lookup(registry: dict, kind: str, name: str, card: str | Path = "") -> Any:
     load_plugins()
     if name not in registry:
         near = difflib.get_close_matches(name, list(registry), n=1)
@@ -251,17 +258,25 @@ def _lookup(registry: dict, kind: str, name: str) -> Any:
         raise PluginError(f"unknown {kind} device {name!r}{hint} Registered: {', '.join(sorted(registry))} "
                           f"(add your own with cosim.devices.plugins.register_{kind} in a module named in "
                           f"{PLUGINS_ENV})")
-    return registry[name]
+    device = registry[name]
+    if not card:
+        return device
+    if not callable(getattr(device, "with_card", None)):
+        raise PluginError(f"{kind} device {name!r} is not built from device cards (it has no with_card); "
+                          f"{card} cannot be used with it")
+    return device.with_card(card)
 
 
-def neuron_device(name: str) -> NeuronDevice:
-    """The registered neuron device `name`; PluginError listing the registered ones and the nearest match."""
-    return _lookup(NEURONS, "neuron", name)
+def neuron_device(name: str, card: str | Path = "") -> NeuronDevice:
+    """The registered neuron device `name`, built from the device card at `card` if one is given; PluginError
+    listing the registered ones and the nearest match, `cosim.devices.card.CardError` for a card it cannot use."""
+    return _lookup(NEURONS, "neuron", name, card)
 
 
-def synapse_device(name: str) -> SynapseDevice:
-    """The registered synapse device `name`; PluginError listing the registered ones and the nearest match."""
-    return _lookup(SYNAPSES, "synapse", name)
+def synapse_device(name: str, card: str | Path = "") -> SynapseDevice:
+    """The registered synapse device `name`, built from the device card at `card` if one is given; errors as
+    `neuron_device`."""
+    return _lookup(SYNAPSES, "synapse", name, card)
 
 
 def neuron_names() -> list[str]:

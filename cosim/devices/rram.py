@@ -65,7 +65,9 @@ from typing import Literal
 
 import numpy as np
 
+from cosim.devices.card import CardError, DeviceCard, load_card
 from cosim.devices.plugins import register_synapse
+from cosim.devices.select_transistor import SelectTransistor
 from cosim.devices.write_verify import (
     LevelMapping,
     ProgrammableCell,
@@ -304,29 +306,32 @@ def program_levels(n_devices: int, seed: int, mapping: LevelMapping = LevelMappi
 # ------------------------------------------------------------------------------------------- characterisation
 
 
-def characterize_rram(out: str | Path, quick: bool = False) -> dict:
+def characterize_rram(out: str | Path, quick: bool = False, device: "RRAMDevice | None" = None) -> dict:
     """I-V loops (ngspice and VACASK, three sweep periods), write-verify Monte Carlo of the 8 levels,
-    programming trajectories and level histograms: data files, PNG plots and ``summary.json`` in `out`.
+    programming trajectories and level histograms of `device` (default: the default RRAM synapse): data files,
+    PNG plots and ``summary.json`` in `out`.
 
     Summary: per-level ``mean_s`` and ``std_s`` (S), ``adjacent_overlap`` (fraction of devices past the midpoint
     threshold, per adjacent pair) and its Gaussian estimate, the level mapping, the Verilog-A vs ngspice I-V
     NRMSE. ``levels.npz``/``levels.json`` hold the programmed population (`ProgrammedLevels.load`).
     """
+    device = device or RRAMDevice()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     periods = (20e-6, 100e-6, 500e-6)
-    jobs = [iv_loop_job(simulator=sim, period=p) for p in periods for sim in ("ngspice", "vacask")]
+    jobs = [iv_loop_job(device.params, simulator=sim, period=p) for p in periods for sim in ("ngspice", "vacask")]
     results = run_many(jobs, progress=False, raise_errors=True)
     nrmse = plot_iv_loops({f"{period * 1e6:g} us sweep": (results[2 * k], results[2 * k + 1])
                            for k, period in enumerate(periods)}, out, "RRAM I-V loops (2 kohm series)")
 
-    levels = program_levels(32 if quick else 256, seed=0, progress=True)
+    levels = device.program(device.mapping(), 32 if quick else 256, seed=0, progress=True)
     levels.save(out / "levels")
     plot_programming(levels, out, "RRAM")
     summary = {**levels.summary(), "iv_nrmse_vacask_vs_ngspice": nrmse,
-               "parameters": dict(RRAMParameters().spice_params()),
-               "variability": {"d2d": dict(RRAMVariability().d2d), "c2c_vel0": RRAMVariability().c2c_vel0},
-               "write_verify": dataclasses.asdict(WriteVerifyConfig())}
+               "parameters": dict(device.params.spice_params()),
+               "variability": {"d2d": dict(device.variability.d2d), "c2c_vel0": device.variability.c2c_vel0},
+               "write_verify": dataclasses.asdict(device.write_verify),
+               "device_card": device.card.to_dict() if device.card is not None else None}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -334,16 +339,72 @@ def characterize_rram(out: str | Path, quick: bool = False) -> dict:
 # ------------------------------------------------------------------------------------------------- the plug-in
 
 
+CARD_PARAMETERS = {
+    **{f"rram.{name}": unit for name, unit in (
+        ("i0", "A"), ("g0", "m"), ("v0", "V"), ("vel0", "m/s"), ("ea", "eV"), ("a0", "m"), ("tox", "m"),
+        ("gamma0", ""), ("beta", ""), ("g1", "m"), ("f_min", "V/m"), ("f_width", "V/m"), ("gap_min", "m"),
+        ("gap_max", "m"), ("gap_width", "m"), ("gap_ini", "m"), ("rth", "K/W"), ("t0", "K"))},
+    **{f"transistor.{name}": unit for name, unit in (("vto", "V"), ("kp", "A/V^2"), ("w", "m"), ("l", "m"),
+                                                     ("lam", "1/V"))},
+}
+"""Parameters an RRAM device card (`cosim calibrate rram`) may hold, with their units: ``rram.<field>`` of
+`RRAMParameters` and ``transistor.<field>`` of the 1T1R cell's `SelectTransistor`."""
+CARD_WRITE_VERIFY = WriteVerifyConfig(r_series=0.0, gate_set=1.0, gate_step=0.05, max_pulses=200)
+"""Programming of a synapse built from an RRAM card that holds a select transistor: the 1T1R option of the module
+docstring with the card's transistor, the gate stepped by 50 mV per further SET (up to 200 pulses). The calibrated
+40 nm cell's transistor (kp 12.9 uA/V^2, vto 0.09 V: ~30 uA of compliance at 1 V) programs the 8 levels with it
+(4 devices per level, all converged, seed 0), where with 20 mV steps only 56 % converged in 100 pulses, the upper
+levels stopping short of their targets."""
+
+
+def rram_from_card(path: str | Path) -> tuple[RRAMParameters, SelectTransistor | None, DeviceCard]:
+    """The RRAM of an RRAM device card, its select transistor (None if the card holds none of its parameters) and
+    the card as read. What the card holds replaces the default (`RRAMParameters()`, `SelectTransistor()`); what it
+    does not hold stays default and is listed in `DeviceCard.defaults`. The card's cell-to-cell spread (a
+    log-normal vel0 multiplier) is not this device's variability model (relative normal spreads,
+    `RRAMVariability`) and is not used. CardError names the file and the field of a card that cannot be used."""
+    card = load_card(path, "rram", CARD_PARAMETERS)
+    parts: dict[str, dict[str, float]] = {"rram": {}, "transistor": {}}
+    for key, value in card.values.items():
+        part, name = key.split(".")
+        parts[part][name] = value
+    try:
+        params = RRAMParameters(**parts["rram"])
+        transistor = SelectTransistor(**parts["transistor"]).validate() if parts["transistor"] else None
+    except ValueError as err:
+        raise CardError(f"device card {card.path}: {err}") from None
+    return params, transistor, card
+
+
 class RRAMDevice:
-    """This RRAM as a `cosim.devices.plugins.SynapseDevice`: write-verify programming of a 1T1R cell
-    (`program_levels`), the sinh read law at the programmed gap for crossbar reads (`rram_read`)."""
+    """This RRAM as a `cosim.devices.plugins.SynapseDevice`: write-verify programming (`program_levels`; default:
+    a 1R cell behind 1 kohm), the sinh read law at the programmed gap for crossbar reads (`rram_read`).
+
+    `with_card` gives the synapse of a calibrated RRAM (an RRAM device card, `rram_from_card`): the card's model
+    parameters, and if it holds a select transistor, programming in that 1T1R cell (`CARD_WRITE_VERIFY`); the
+    variability and the level mapping stay the defaults."""
 
     name = "rram"
     read_libraries = (str(NETLIST_LIB),)
+    card_kind = "rram"
+    """Kind of device card `with_card` takes."""
 
     def __init__(self, params: RRAMParameters = RRAMParameters(), variability: RRAMVariability = RRAMVariability(),
-                 write_verify: WriteVerifyConfig = WriteVerifyConfig()):
+                 write_verify: WriteVerifyConfig = WriteVerifyConfig(), card: DeviceCard | None = None):
         self.params, self.variability, self.write_verify = params, variability, write_verify
+        self.card = card
+        """The device card the parameters came from (None: the defaults)."""
+
+    def with_card(self, path: str | Path) -> "RRAMDevice":
+        """This synapse with the RRAM (and select transistor) of the RRAM device card at `path`."""
+        params, transistor, card = rram_from_card(path)
+        write_verify = self.write_verify
+        if transistor is not None:
+            try:
+                write_verify = dataclasses.replace(CARD_WRITE_VERIFY, transistor=transistor)
+            except ValueError as err:
+                raise CardError(f"device card {path}: its select transistor cannot program: {err}") from None
+        return RRAMDevice(params, self.variability, write_verify, card)
 
     def parameters(self) -> RRAMParameters:
         return self.params
@@ -354,7 +415,7 @@ class RRAMDevice:
         return sample_devices(n, params, spread, np.random.default_rng(seed))
 
     def characterize(self, out: Path, quick: bool) -> dict:
-        return characterize_rram(out, quick)
+        return characterize_rram(out, quick, self)
 
     def mapping(self) -> LevelMapping:
         return LevelMapping()

@@ -27,7 +27,9 @@ from cosim.surrogates.guard import Support, ValidityGuard
 
 class Fitter(Protocol):
     """What `cosim fit <kind>` calls: fit from scratch (simulations included), write the artifact (and its
-    report next to it) at `out` (None: the shipped ``surrogates/<kind>.json``), return its path."""
+    report next to it) at `out` (None: the shipped ``surrogates/<kind>.json``), return its path. A fitter that
+    fits to calibrated devices also takes ``device_card`` (the card's path; `cosim fit --device-card`), as the
+    FeLIF fitter does."""
 
     def __call__(self, out: Path | None = None, *, seed: int = 0, quick: bool = False,
                  n_jobs: int | None = None) -> Path: ...

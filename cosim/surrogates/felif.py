@@ -7,7 +7,8 @@
 
 The artifact (kind "felif", `cosim.surrogates.artifact`) holds every `FeLIFParameters` field with its unit, its
 default and whether it was fitted, the StepConfig fields the fit simulated with (dt, h, integrator) under
-``data.step_config``, the circuit it was fitted to under ``data.circuit``, and the support (input current, V and
+``data.step_config``, the circuit it was fitted to under ``data.circuit`` (and the device card that circuit's
+FeCap came from under ``data.device_card``, if any), and the support (input current, V and
 P ranges) for the validity guard.
 """
 from __future__ import annotations
@@ -110,6 +111,12 @@ class FeLIFSurrogate:
     def guard(self, name: str = "FeLIF layer") -> ValidityGuard:
         """A fresh validity guard over this surrogate's support."""
         return ValidityGuard(self.support, name=f"{name} ({self.path.name})")
+
+    @property
+    def device_card(self) -> dict | None:
+        """The device card whose device the surrogate was fitted to (`cosim.devices.card.DeviceCard.to_dict`:
+        path, sha256, what came from the card), None for the default device."""
+        return self.artifact.data.get("device_card")
 
     def circuit(self) -> FeLIFCircuitParameters:
         """The neuron circuit this surrogate was fitted to, with its physical (not the fitted) parameters: the

@@ -36,6 +36,7 @@ from typing import Protocol
 import numpy as np
 from scipy.optimize import least_squares
 
+from cosim.devices.card import DeviceCard
 from cosim.felif.physics import FeLIFParameters
 from cosim.felif.step import StepConfig
 from cosim.spice.progress import progress_bar
@@ -69,13 +70,16 @@ class FitParameter:
 
 
 def default_fit_parameters(base: FeLIFParameters = FeLIFParameters()) -> tuple[FitParameter, ...]:
-    """A, E_a, alpha, tau0, P_s, C_par, I_dsc (log) and V_thr, V_reset (linear), bounds around `base`."""
+    """A, E_a, alpha, tau0, P_s, C_par, I_dsc (log) and V_thr, V_reset (linear), bounds around `base` (alpha in
+    0.5 .. 3, widened to base/1.5 .. 1.5 base for a base outside, e.g. a calibrated FeCap's)."""
     def around(name: str, factor: float) -> FitParameter:
         value = float(getattr(base, name))
         return FitParameter(name, value / factor, value * factor)
 
-    return (around("area", 3.0), around("e_a", 1.5), FitParameter("alpha", 0.5, 3.0), around("tau0", 1e3),
-            around("p_s", 3.0), around("c_par", 10.0), around("i_dsc", 100.0),
+    alpha = float(base.alpha)
+    alphas = FitParameter("alpha", min(0.5, alpha / 1.5), max(3.0, 1.5 * alpha))
+    return (around("area", 3.0), around("e_a", 1.5), alphas, around("tau0", 1e3), around("p_s", 3.0),
+            around("c_par", 10.0), around("i_dsc", 100.0),
             FitParameter("v_thr", float(base.v_thr) - 0.5, float(base.v_thr) + 0.5, log=False),
             FitParameter("v_reset", float(base.v_reset) - 1.0, float(base.v_reset) + 1.0, log=False))
 
@@ -382,10 +386,12 @@ def make_surrogate(
     notes: str = "",
     report_dir: str | Path | None = None,
     progress: bool = True,
+    device_card: DeviceCard | None = None,
 ) -> SurrogateArtifact:
     """Simulate the reference on the fit and held-out stimuli, fit (`fit`), validate, and write the artifact at
     `out` with its validation report (in `report_dir`, default: the artifact's folder). doe_seed: the seed the
-    stimuli were made with, for the provenance. Returns the artifact."""
+    stimuli were made with, for the provenance; device_card: the card the reference's device was built from,
+    recorded as ``data.device_card``. Returns the artifact."""
     began = time.perf_counter()
     cfg, sample_every = config.step, config.sample_every
     traces = reference(list(fit_stimuli) + list(holdout), sample_every)
@@ -418,7 +424,8 @@ def make_surrogate(
              | {"fitted": [dataclasses.asdict(p) for p in result.fitted]},
              "start": {p.name: float(getattr(result.start, p.name)) for p in result.fitted}},
         validation=validation,
-        data={"step_config": {name: getattr(cfg, name) for name in STEP_FIELDS}, "circuit": reference.description},
+        data={"step_config": {name: getattr(cfg, name) for name in STEP_FIELDS}, "circuit": reference.description}
+        | ({"device_card": device_card.to_dict()} if device_card is not None else {}),
         notes=notes)
     save(surrogate, out)
     write_felif_report(report_dir or Path(out).parent, surrogate, holdout, reference_holdout, model_holdout)
@@ -455,18 +462,30 @@ DEFAULT_STARTS = 4
 """Optimiser runs of the default fit (`FitConfig.starts`)."""
 
 
-def fit_surrogate(out: Path | None = None, *, seed: int = 0, quick: bool = False, n_jobs: int | None = None) -> Path:
+def fit_surrogate(out: Path | None = None, *, seed: int = 0, quick: bool = False, n_jobs: int | None = None,
+                  device_card: str | Path | None = None) -> Path:
     """`cosim fit felif`: fit the default surrogate from scratch to ngspice transients of the FeLIF circuit with
     the default multi-domain FeCap, validate it on held-out stimuli, write the artifact (default: the shipped
-    ``surrogates/felif.json``) and its report next to it. quick: every other stimulus of the design."""
+    ``surrogates/felif.json``) and its report next to it. quick: every other stimulus of the design.
+
+    device_card: a FeCap device card (`cosim calibrate fecap`): the circuit's FeCap is the calibrated one
+    (`cosim.devices.felif.FeLIFDevice.with_card`), the fit starts from its physics, and the artifact records the
+    card (``data.device_card``: path, SHA-256, what came from it) and hashes it with the netlists. It is not
+    written over the shipped default: give `out`."""
+    from cosim.devices.felif import FeLIFDevice
     from cosim.surrogates.felif_spice import CircuitReference
 
+    if device_card is not None and out is None:
+        raise ValueError(f"cosim fit felif --device-card {device_card}: give --out FILE; the shipped "
+                         f"{default_path(KIND)} is the default device's surrogate")
     out = Path(out) if out is not None else default_path(KIND)
+    device = FeLIFDevice().with_card(device_card) if device_card is not None else FeLIFDevice()
     fit_stimuli, holdout = design("fit", seed), design("holdout", seed)
     if quick:
         fit_stimuli, holdout = fit_stimuli[::2], holdout[::2]
-    reference = CircuitReference(n_jobs=n_jobs)
-    make_surrogate(reference, out, fit_stimuli, holdout,
+    reference = CircuitReference(circuit=device.circuit, n_jobs=n_jobs,
+                                 card=device.card.path if device.card is not None else None)
+    make_surrogate(reference, out, fit_stimuli, holdout, start=device.circuit.physics,
                    config=FitConfig(starts=2 if quick else DEFAULT_STARTS, seed=seed), doe_seed=seed,
-                   notes=model_form_notes(reference))
+                   notes=model_form_notes(reference), device_card=device.card)
     return out

@@ -47,14 +47,17 @@ class CircuitReference:
     """Largest time step, s."""
     progress: bool = True
     """Show a progress bar."""
+    card: Path | None = None
+    """The device card the circuit's FeCap came from (hashed with the netlists in the artifact's provenance)."""
     versions: dict[str, str] = field(default_factory=dict, compare=False)
     """Simulator versions seen in the results (filled by each call)."""
 
     @property
     def files(self) -> tuple[str, ...]:
-        """Netlists and Verilog-A models the jobs read."""
+        """Netlists and Verilog-A models the jobs read (and the device card of the circuit's FeCap)."""
         paths = circuit_files(self.circuit, self.simulator)
-        return paths.get("includes", ()) + paths.get("verilog_a", ())
+        card = (str(self.card),) if self.card is not None else ()
+        return paths.get("includes", ()) + paths.get("verilog_a", ()) + card
 
     @property
     def description(self) -> dict:

@@ -128,7 +128,16 @@ class ModelConfig:
     surrogate_file: str = ""
     """Fitted FeLIF surrogate (`cosim.surrogates`) whose parameters, v_thr included, replace the analytic FeLIF
     physics: "default" for the shipped surrogates/felif.json, or a path; empty: the analytic physics. Its fitted
-    forward pass (dt, h, integrator) must match this section's."""
+    forward pass (dt, h, integrator) must match this section's, and it must have been fitted to the device of
+    `device_card` (the same card file, by SHA-256; none for none)."""
+    device_card: str = ""
+    """Device card of the neuron device (`cosim calibrate fecap` writes one for FeLIF: its FeCap): training,
+    characterisation and SPICE verification run on the calibrated device; what the card does not hold stays
+    default (listed in run.json). A path (relative to the working directory); empty: the default device."""
+    synapse_card: str = ""
+    """Device card of the synapse device (`cosim calibrate rram` writes one for RRAM): programming (the level table
+    of synapse_levels = "programmed" and verification's write-verify population) and the crossbar read law use the
+    calibrated device. A path; empty: the default device."""
 
 
 @dataclass(frozen=True)
@@ -349,6 +358,15 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
                 lookup(name)
         except PluginError as err:
             problems.append(f"model.{kind}: {err}" + (' (or "lif", the software baseline)' if kind == "neuron" else ""))
+            continue
+        key, card = ("device_card", m.device_card) if kind == "neuron" else ("synapse_card", m.synapse_card)
+        if card and kind == "neuron" and name == "lif":
+            problems.append("model.device_card is for a device neuron; model.neuron = \"lif\" has none")
+        elif card:
+            try:
+                lookup(name, card)
+            except ValueError as err:  # CardError, PluginError
+                problems.append(f"model.{key}: {err}")
     if m.synapse_levels == "programmed" and m.bits not in (3, 4):
         problems.append(f"model.synapse_levels = \"programmed\" needs model.bits = 3 or 4 (a differential pair of "
                         f"8-level devices), got {m.bits}")
@@ -369,6 +387,8 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
             if mismatched:
                 problems.append(f"model.surrogate_file {m.surrogate_file!r} was fitted for another forward pass: "
                                 f"model.{', model.'.join(mismatched)}")
+            if problem := _card_mismatch(surrogate, m.surrogate_file, m.device_card):
+                problems.append(problem)
         except (SurrogateFileError, ValueError) as err:
             problems.append(f"model.surrogate_file: {err}")
     if not (0 < o.lr <= MAX_LR and 0 <= o.min_lr <= MAX_LR and 0 < o.plateau_factor < 1 and o.plateau_patience >= 0):
@@ -397,6 +417,27 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
     return cfg
+
+
+def _card_mismatch(surrogate: Any, name: str, device_card: str) -> str | None:
+    """Why the surrogate `name` was fitted to another device than the one of `device_card`, or None: compared by
+    the card files' SHA-256 (a surrogate records the card it was fitted to, `cosim fit --device-card`)."""
+    from cosim.devices.card import card_sha256
+
+    fitted_to = getattr(surrogate, "device_card", None) or {}
+    card = Path(device_card) if device_card else None
+    if not fitted_to and card is None:
+        return None
+    sha = card_sha256(card) if card is not None and card.is_file() else None
+    if fitted_to.get("sha256") == sha:
+        return None
+    was = (f"fitted to the device card {fitted_to.get('path')} (sha256 {str(fitted_to.get('sha256'))[:12]}...)"
+           if fitted_to else "fitted to the default device (no device card)")
+    run = (f"model.device_card = {str(card)!r} (sha256 {sha[:12]}...)" if sha else
+           f"model.device_card = {str(card)!r}" if card is not None else "no model.device_card (the default device)")
+    return (f"model.surrogate_file {name!r} was {was}, but this run has {run}: the network would train on one device "
+            "and be verified on another; fit a surrogate to the run's device (cosim fit felif --device-card CARD "
+            "--out FILE) and name it, or give the card it was fitted to")
 
 
 def _parse_value(text: str) -> Any:

@@ -7,8 +7,9 @@ Run folder (`RunConfig.out`):
 * ``checkpoints/epoch-NNNN.pt``: model, optimiser, scheduler, metrics so far, and every RNG state (torch, numpy,
   Python, the data-order generator) after epoch NNNN;
 * ``run.json``: the data (source, samples per split), the task's baselines computed on it (`Task.baselines`), the
-  fitted surrogate file used (path, SHA-256, when it was fitted) and one entry per session (start, command line,
-  cosim version and commit, machine);
+  fitted surrogate file used (path, SHA-256, when it was fitted), the device cards the neuron and synapse devices
+  were built from (``device_cards``: path, SHA-256, which parameters came from the card and which stayed default;
+  None for a default device) and one entry per session (start, command line, cosim version and commit, machine);
 * ``curves.png``: training curves with the baselines, drawn when the run ends (also when it stops on a NaN);
 * ``verify_history.jsonl``, ``verify/``: SPICE verification every verify.every epochs (`cosim.verify`).
 
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cosim.devices.plugins import neuron_device, synapse_device
 from cosim.spice.backend import file_sha256
 from cosim.spice.progress import progress_bar
 from cosim.surrogates import surrogate_path
@@ -191,9 +193,12 @@ class Trainer:
             provenance = load_artifact(file, check_provenance=False).provenance
             surrogate = {"path": str(file), "sha256": file_sha256(file), "fitted": provenance.created,
                          "fitted_with": provenance.cosim_version}
+        m = self.cfg.model
+        cards = {"neuron": neuron_device(m.neuron, m.device_card).card.to_dict() if m.device_card else None,
+                 "synapse": synapse_device(m.synapse, m.synapse_card).card.to_dict() if m.synapse_card else None}
         record = {"data": {"source": self.task.source, "sizes": self.task.sizes},
                   "baselines": [baseline._asdict() for baseline in baselines], "surrogate": surrogate,
-                  "sessions": sessions}
+                  "device_cards": cards, "sessions": sessions}
         write_atomic(path, json.dumps(record, indent=1))
 
     def epoch_metrics(self, epoch: int) -> dict[str, Any]:

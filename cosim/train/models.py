@@ -63,6 +63,10 @@ class DeviceLayerRef(NamedTuple):
     """Name of the neuron device (`cosim.devices.plugins.neuron_device`)."""
     synapse: str
     """Name of the synapse device (`cosim.devices.plugins.synapse_device`)."""
+    neuron_card: str = ""
+    """Device card the neuron device was built from (config ``model.device_card``; "": its defaults)."""
+    synapse_card: str = ""
+    """Device card the synapse device was built from (config ``model.synapse_card``; "": its defaults)."""
 
 
 def fitted_surrogate(cfg: ModelConfig) -> Any | None:
@@ -71,10 +75,11 @@ def fitted_surrogate(cfg: ModelConfig) -> Any | None:
 
 
 def device_neurons(cfg: ModelConfig, n: int) -> nn.Module:
-    """The device neuron layer of a network: `n` neurons of the device cfg.neuron, or the LIF baseline."""
+    """The device neuron layer of a network: `n` neurons of the device cfg.neuron (built from cfg.device_card if
+    one is given), or the LIF baseline."""
     if cfg.neuron == "lif":
         return LIF(n)
-    return neuron_device(cfg.neuron).layer(n, cfg, fitted_surrogate(cfg))
+    return neuron_device(cfg.neuron, cfg.device_card).layer(n, cfg, fitted_surrogate(cfg))
 
 
 def _check_input(name: str, x: torch.Tensor, channels: int) -> None:
@@ -97,7 +102,7 @@ class MusicPredictor(nn.Module):
             self.synapses.weight.uniform_(0.0, math.sqrt(1.0 / cfg.hidden))
         self.neurons = device_neurons(cfg, cfg.hidden)
         self.readout = nn.Linear(cfg.hidden, n_keys)
-        self.devices = (cfg.neuron, cfg.synapse)
+        self.devices = (cfg.neuron, cfg.synapse, cfg.device_card, cfg.synapse_card)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         """`ModelOutput` for keys x [batch, steps, keys] (0/1)."""
@@ -139,7 +144,7 @@ class TactileClassifier(nn.Module):
         self.output_synapses = QuantizedLinear(cfg.hidden, n_classes, bits=cfg.bits, bias=False,
                                                level_table=level_table)
         self.output = device_neurons(cfg, n_classes)
-        self.devices = (cfg.neuron, cfg.synapse)
+        self.devices = (cfg.neuron, cfg.synapse, cfg.device_card, cfg.synapse_card)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         """`ModelOutput` for z-scored taxel signals x [batch, steps, channels]."""
@@ -169,9 +174,9 @@ SYNAPSE_LEVELS = "synapse_levels"
 
 def device_level_table(cfg: ModelConfig, run_dir: Path, seed: int, progress: bool = True) -> LevelTable | None:
     """The level table of the device-layer synapses: None (uniform levels) unless cfg.synapse_levels is
-    "programmed"; then the means and spreads of the synapse device's write-verify Monte Carlo (cfg.synapse_devices
-    per level, seeded), run once and kept in the run folder (`SYNAPSE_LEVELS`) so a resumed run and its
-    verification use the same table."""
+    "programmed"; then the means and spreads of the synapse device's (built from cfg.synapse_card if one is given)
+    write-verify Monte Carlo (cfg.synapse_devices per level, seeded), run once and kept in the run folder
+    (`SYNAPSE_LEVELS`) so a resumed run and its verification use the same table."""
     if cfg.synapse_levels == "uniform":
         return None
     from cosim.devices.rram import ProgrammedLevels
@@ -180,7 +185,7 @@ def device_level_table(cfg: ModelConfig, run_dir: Path, seed: int, progress: boo
     if path.with_suffix(".json").is_file() and path.with_suffix(".npz").is_file():
         levels = ProgrammedLevels.load(path)
     else:
-        device = synapse_device(cfg.synapse)
+        device = synapse_device(cfg.synapse, cfg.synapse_card)
         mapping = dataclasses.replace(device.mapping(), weight_max=max_level(cfg.bits))
         levels = device.program(mapping, cfg.synapse_devices, seed, progress)
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -138,6 +138,10 @@ class DeviceLayer:
     """Its neuron device."""
     synapse: str
     """The synapse device."""
+    neuron_card: str = ""
+    """Device card the neuron device is built from ("": its defaults)."""
+    synapse_card: str = ""
+    """Device card the synapse device is built from ("": its defaults)."""
     siemens_per_level: float | None = None
     """G+ - G- of one level unit of the level table, S, where the table is made of conductances
     (`ConductanceLevels.g_unit`); None: the synapse mapping's nominal weight step."""
@@ -190,7 +194,7 @@ def device_layer(model: nn.Module) -> DeviceLayer:
     means, _ = table.mean_spread()
     return DeviceLayer(name=ref.name, levels=levels.T.numpy().astype(np.int64), level_means=means.numpy(),
                        step=float(step), bits=int(synapses.bits), neurons=ref.neurons, neuron=ref.neuron,
-                       synapse=ref.synapse,
+                       synapse=ref.synapse, neuron_card=ref.neuron_card, synapse_card=ref.synapse_card,
                        siemens_per_level=table.g_unit if isinstance(table, ConductanceLevels) else None)
 
 
@@ -206,19 +210,21 @@ def level_mapping(layer: DeviceLayer, base: LevelMapping) -> LevelMapping:
 
 
 def programmed_levels(hw: HardwareConfig, synapse: str, cache: Path | None = None,
-                      progress: bool = False) -> ProgrammedLevels:
+                      progress: bool = False, card: str = "") -> ProgrammedLevels:
     """The write-verify population the devices are drawn from: `hw.levels_file`, else a Monte Carlo of
-    `hw.levels_devices` per level of the synapse device with `hw.seed` (read from / saved to `cache` folder)."""
+    `hw.levels_devices` per level of the synapse device (built from the device card `card` if given) with
+    `hw.seed` (read from / saved to `cache` folder, under a name with the card's SHA-256)."""
     if hw.levels_file:
         path = Path(hw.levels_file)
         if not path.with_suffix(".json").is_file() or not path.with_suffix(".npz").is_file():
             raise FileNotFoundError(f"programmed levels {path.with_suffix('.json')} (+ .npz) not found: give the "
                                     "levels.json that `cosim characterize <synapse>` writes")
         return ProgrammedLevels.load(path)
-    cached = None if cache is None else cache / f"levels-{synapse}-n{hw.levels_devices}-seed{hw.seed}"
+    device = synapse_device(synapse, card)
+    tag = f"-card{device.card.sha256[:12]}" if card else ""
+    cached = None if cache is None else cache / f"levels-{synapse}{tag}-n{hw.levels_devices}-seed{hw.seed}"
     if cached is not None and cached.with_suffix(".json").is_file() and cached.with_suffix(".npz").is_file():
         return ProgrammedLevels.load(cached)
-    device = synapse_device(synapse)
     levels = device.program(device.mapping(), hw.levels_devices, hw.seed, progress)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -245,7 +251,11 @@ def program(layer: DeviceLayer, hw: HardwareConfig, levels: ProgrammedLevels | N
     """Program the layer's levels into a crossbar: devices drawn from `levels` (needed unless hw.programming is
     "ideal") with a generator seeded by hw.seed; mirror gain by the module docstring's mapping. `fitted`: the
     surrogate the network was trained with (its neurons then run on the circuit it was fitted to)."""
-    base = levels.mapping if levels is not None else synapse_device(layer.synapse).mapping()
+    if layer.synapse_card and hw.read_model == "sinh":
+        raise ValueError(f"HardwareConfig.read_model = 'sinh' reads the synapses with the default {layer.synapse} "
+                         f"device's read law, not with that of the synapse card {layer.synapse_card}: use the "
+                         "'linear' read model (each device at its programmed chord conductance)")
+    base = levels.mapping if levels is not None else synapse_device(layer.synapse, layer.synapse_card).mapping()
     mapping = level_mapping(layer, base)
     siemens_per_level = layer.siemens_per_level or mapping.weight_step_s
     config = CrossbarConfig(r_wire=hw.r_wire, read_model=hw.read_model, v_read=mapping.v_read,
@@ -258,7 +268,8 @@ def program(layer: DeviceLayer, hw: HardwareConfig, levels: ProgrammedLevels | N
             raise ValueError("program: programming = 'monte_carlo' needs the programmed levels (`programmed_levels`)")
         population = dataclasses.replace(levels, mapping=mapping)
         crossbar = Crossbar.from_weights(layer.levels, population, config, np.random.default_rng(hw.seed))
-    neurons = neuron_device(layer.neuron).circuits(layer.neurons, layer.dt, hw.neuron_options, fitted)
+    neurons = neuron_device(layer.neuron, layer.neuron_card).circuits(layer.neurons, layer.dt, hw.neuron_options,
+                                                                       fitted)
     return HardwareLayer(layer, crossbar, neurons, hw)
 
 

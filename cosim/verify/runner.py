@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from cosim.devices.plugins import neuron_device
+from cosim.devices.plugins import neuron_device, synapse_device
 from cosim.spice import SimError, run_many
 from cosim.surrogates.traces import Traces, compare
 from cosim.train.checkpoint import CHECKPOINTS, latest_checkpoint, load_checkpoint, write_atomic
@@ -84,7 +84,7 @@ def select_samples(task: Task, split: str, count: int, max_steps: int = 0) -> li
 def surrogate_traces(layer: DeviceLayer, spikes: Sequence[np.ndarray]) -> list[list[Traces]]:
     """Per sample, per neuron: the training model's response to the exported weights' currents (the neuron
     device's `reference`)."""
-    device = neuron_device(layer.neuron)
+    device = neuron_device(layer.neuron, layer.neuron_card)
     return [[Traces(r.t, r.v, np.full(r.t.shape, np.nan), r.spikes, layer.dt)
              for r in device.reference(layer.neurons, layer.currents(sample), layer.dt, layer.dt / WINDOWS_PER_STEP)]
             for sample in spikes]
@@ -144,7 +144,8 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
     start = time.perf_counter()
     layer = device_layer(model)
     levels = None if hw.programming == "ideal" else programmed_levels(
-        hw, layer.synapse, out_dir / "levels" if out_dir is not None else None, progress=progress)
+        hw, layer.synapse, out_dir / "levels" if out_dir is not None else None, progress=progress,
+        card=layer.synapse_card)
     chip = program(layer, hw, levels, fitted)
     samples = select_samples(task, split, cfg.samples, cfg.max_steps)
     with torch.random.fork_rng():
@@ -182,7 +183,7 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
         "sample_indices": [samples[s][0] for s in done], "steps": [len(spikes[s]) for s in done],
         "seconds": time.perf_counter() - start, "simulation_cpu_s": cpu_s, "cpu_budget_s": cfg.cpu_budget_s,
         "network": network, "split": split, "neurons": layer.n_neurons, "neuron_device": layer.neuron,
-        "synapse_device": layer.synapse, "inputs": layer.inputs, "bits": layer.bits,
+        "synapse_device": layer.synapse, "device_cards": _cards(layer), "inputs": layer.inputs, "bits": layer.bits,
         "current_per_level_a": layer.current_per_level, "mirror_gain": chip.crossbar.config.mirror_gain,
         "tolerance": cfg.tolerance, "hardware": dataclasses.asdict(hw), "fitted_surrogate": fitted is not None,
         # the neurons are simulated as their netlists are: no card beside each neuron's instance
@@ -193,6 +194,13 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
     summary["within_tolerance"] = summary["prediction_agreement"] >= cfg.tolerance
     plots = {"spice": spice[done[0]], "surrogate": reference[done[0]], "index": samples[done[0]][0]}
     return summary, plots
+
+
+def _cards(layer: DeviceLayer) -> dict[str, dict | None]:
+    """The device cards the layer's circuits were built from ({"neuron", "synapse"}: path, SHA-256, ... or None)."""
+    neuron = neuron_device(layer.neuron, layer.neuron_card).card if layer.neuron_card else None
+    synapse = synapse_device(layer.synapse, layer.synapse_card).card if layer.synapse_card else None
+    return {"neuron": neuron.to_dict() if neuron else None, "synapse": synapse.to_dict() if synapse else None}
 
 
 def check_tolerance(summary: dict[str, Any], where: str) -> str | None:

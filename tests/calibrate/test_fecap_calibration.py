@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cosim.calibrate.card import fecap_from_card, read_card
 from cosim.calibrate.fecap import (
     LOOP_PERIODS,
     kinetics_drive,
@@ -19,7 +18,8 @@ from cosim.calibrate.fecap import (
 )
 from cosim.calibrate.readers import UC_PER_CM2, file_sha256
 from cosim.cli import main
-from cosim.devices.fecap import FeCapParameters, polarisation, triangle
+from cosim.devices.card import read_card
+from cosim.devices.fecap import FeCapParameters, fecap_from_card, polarisation, triangle
 from cosim.felif.physics import FeLIFParameters
 from cosim.spice import run_many
 
@@ -92,8 +92,8 @@ def test_real_kinetics_within_goals_and_confirmed_by_spice(tmp_path):
     assert p["tau0"]["value"] == pytest.approx(3.57e-6, rel=0.15) and p["alpha"]["value"] == pytest.approx(3.3, rel=0.1)
     assert p["p_s"]["value"] / UC_PER_CM2 == pytest.approx(24.4, rel=0.05)
     assert "Deng" in card["citation"][0] and p["eps_fe"]["fitted"] is False
-    device = fecap_from_card(out / "device_card.json")
-    assert device.n_domains == 8 and device.sigma_ea == p["sigma_ea"]["value"]
+    device, read = fecap_from_card(out / "device_card.json")
+    assert read.defaults == () and device.n_domains == 8 and device.sigma_ea == p["sigma_ea"]["value"]
 
 
 @shared
