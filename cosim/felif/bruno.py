@@ -24,10 +24,10 @@ from cosim.felif.physics import FeLIFParameters, FeLIFState
 from cosim.felif.step import StepConfig, spike, surrogate_derivative
 
 RATE_GRADS = ("exact", "stop")
-JACOBIAN_CHUNK_ELEMENTS = 1 << 14
-"""Neuron-steps whose coarse-step Jacobians `bruno_sequence`'s backward pass computes at once (whole coarse steps,
-at least one): larger chunks mean fewer, larger tensor operations; the chunk's autograd graph (~30 tensors of this
-many elements) is the backward pass's transient memory."""
+JACOBIAN_CHUNKS = 32
+"""`bruno_sequence`'s backward pass forms the coarse-step Jacobians of ceil(T / JACOBIAN_CHUNKS) steps at once:
+few, large tensor operations (4 steps of 128 x 27 neurons in the tactile training), while the chunk's autograd
+graph (~36 tensors of a chunk each) stays about the size of one [T, batch, n] tensor, whatever the batch."""
 
 
 def _check_rate_grad(cfg: StepConfig) -> None:
@@ -160,35 +160,46 @@ class _Sequence(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return (None,) * 7
         params, cfg, scale = ctx.params, ctx.cfg, ctx.scale
-        dtype, steps = v_all.dtype, x.shape[0]
-        v_thr = torch.as_tensor(params.v_thr, dtype=dtype, device=v_all.device)
+        steps = x.shape[0]
+        v_thr = torch.as_tensor(params.v_thr, dtype=v_all.dtype, device=v_all.device)
         grad_x = torch.empty_like(x)
-        chunk = max(1, JACOBIAN_CHUNK_ELEMENTS // max(1, v0.numel()))
-        # gradient with respect to the state after step t's reset, from the steps after t (None: zero)
-        after_v = after_p = None
+        chunk = -(-steps // JACOBIAN_CHUNKS)
+        # d loss / d (V, P) after the reset of the step before the current one, through the later steps
+        later_v, later_p = torch.zeros_like(v0), torch.zeros_like(p0)
         for start in range((steps - 1) // chunk * chunk, -1, -chunk):
             end = min(start + chunk, steps)
-            before = slice(max(start - 1, 0), end - 1)  # the start state of steps start+1 .. end-1
+            before = slice(max(start - 1, 0), end - 1)  # the start states of steps start+1 .. end-1
             v_in, p_in, s_in = (torch.cat([first[None], rest[before]]) if start == 0 else rest[before]
                                 for first, rest in ((v0, v_all), (p0, p_all), (s0.to(spikes.dtype), spikes)))
-            jac_v, jac_p = _coarse_jacobians(v_in, p_in, x[start:end].to(dtype) * scale, params, cfg)
+            # the merge's backward: the coarse step's Jacobian, zero where the step resets
             resets = s_in.to(torch.bool)
-            if grad_spikes is not None:
-                slopes = surrogate_derivative(v_all[start:end], v_thr, cfg.surrogate, cfg.beta)
-            for k in range(end - start - 1, -1, -1):
-                t = start + k
-                g_v = _add(after_v, None if grad_spikes is None else grad_spikes[t].to(dtype) * slopes[k])
-                g_v = _add(g_v, None if grad_v is None else grad_v[t])
-                g_p = _add(after_p, None if grad_p is None else grad_p[t])
-                if g_v is None and g_p is None:
-                    grad_x[t] = 0.0
-                    continue
-                g_v, g_p = (None if g is None else g.masked_fill(resets[k], 0.0) for g in (g_v, g_p))
-                # vector-Jacobian product of the coarse step: (d/dV, d/dP, d/dI_in) of g_v V' + g_p P'
-                d_v, d_p, d_i = (_add(_mul(g_v, jv, k), _mul(g_p, jp, k)) for jv, jp in zip(jac_v, jac_p))
-                after_v, after_p = d_v, d_p
-                grad_x[t] = 0.0 if d_i is None else (d_i * scale).to(x.dtype)
+            jac_v, jac_p = (tuple(None if j is None else j.masked_fill(resets, 0.0) for j in jac)
+                            for jac in _coarse_jacobians(v_in, p_in, x[start:end].to(v_all.dtype) * scale, params,
+                                                         cfg))
+            # what each step's outputs (spikes through the surrogate, V, P) receive directly
+            direct_v = _add(None if grad_spikes is None else grad_spikes[start:end].to(v_all.dtype)
+                            * surrogate_derivative(v_all[start:end], v_thr, cfg.surrogate, cfg.beta),
+                            None if grad_v is None else grad_v[start:end])
+            total_v = torch.zeros_like(v_in) if direct_v is None else direct_v
+            total_p = torch.zeros_like(p_in) if grad_p is None else grad_p[start:end].clone()
+            for k in range(end - start - 1, -1, -1):  # total d loss / d (V, P) after step start + k
+                total_v[k] += later_v
+                total_p[k] += later_p
+                later_v = _vjp(total_v[k], total_p[k], jac_v[0][k], jac_p[0][k])
+                later_p = _vjp(total_v[k], total_p[k], jac_v[1][k], jac_p[1][k])
+            jac_p_i = None if jac_p[2] is None else jac_p[2]
+            grad_i = total_v * jac_v[2] if jac_p_i is None else _vjp(total_v, total_p, jac_v[2], jac_p_i)
+            grad_x[start:end] = (grad_i * scale).to(x.dtype)
         return grad_x, None, None, None, None, None, None
+
+
+def _vjp(g_v: torch.Tensor, g_p: torch.Tensor, d_v: torch.Tensor | None, d_p: torch.Tensor | None) -> torch.Tensor:
+    """g_v dV'/dx + g_p dP'/dx for the Jacobian entries d_v = dV'/dx and d_p = dP'/dx (None: zero)."""
+    if d_p is None:
+        return g_v * d_v
+    if d_v is None:
+        return g_p * d_p
+    return torch.addcmul(g_v * d_v, g_p, d_p)
 
 
 def _coarse_jacobians(v: torch.Tensor, p: torch.Tensor, i_in: torch.Tensor, params: FeLIFParameters,
@@ -207,7 +218,3 @@ def _coarse_jacobians(v: torch.Tensor, p: torch.Tensor, i_in: torch.Tensor, para
 
 def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
     return b if a is None else a if b is None else a + b
-
-
-def _mul(g: torch.Tensor | None, jac: torch.Tensor | None, k: int) -> torch.Tensor | None:
-    return None if g is None or jac is None else g * jac[k]

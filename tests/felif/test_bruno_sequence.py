@@ -67,8 +67,8 @@ def test_per_neuron_parameters_and_small_jacobian_chunks(monkeypatch):
     x = inputs(17, 2, 4, seed=3)
     step = run("bruno_step", x, torch.float64, params=params)
     whole = run("bruno", x, torch.float64, params=params)
-    for elements in (1, 3 * 8 - 1):  # one step per chunk; chunks of 2 steps with a shorter first chunk
-        monkeypatch.setattr(bruno, "JACOBIAN_CHUNK_ELEMENTS", elements)
+    for chunks in (17, 9, 1):  # one step per chunk; 2 steps and a shorter last chunk; the whole sequence
+        monkeypatch.setattr(bruno, "JACOBIAN_CHUNKS", chunks)
         chunked = run("bruno", x, torch.float64, params=params)
         assert_same_values(chunked, step)
         torch.testing.assert_close(chunked[3], step[3], rtol=1e-11, atol=1e-11 * float(step[3].abs().max()))
