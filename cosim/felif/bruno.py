@@ -177,11 +177,14 @@ class _Sequence(torch.autograd.Function):
                             for jac in _coarse_jacobians(v_in, p_in, x[start:end].to(v_all.dtype) * scale, params,
                                                          cfg))
             # what each step's outputs (spikes through the surrogate, V, P) receive directly
-            direct_v = _add(None if grad_spikes is None else grad_spikes[start:end].to(v_all.dtype)
-                            * surrogate_derivative(v_all[start:end], v_thr, cfg.surrogate, cfg.beta),
-                            None if grad_v is None else grad_v[start:end])
-            total_v = torch.zeros_like(v_in) if direct_v is None else direct_v
-            total_p = torch.zeros_like(p_in) if grad_p is None else grad_p[start:end].clone()
+            total_v, total_p = torch.zeros_like(v_in), torch.zeros_like(p_in)
+            if grad_spikes is not None:
+                total_v += grad_spikes[start:end].to(v_all.dtype) * surrogate_derivative(
+                    v_all[start:end], v_thr, cfg.surrogate, cfg.beta)
+            if grad_v is not None:
+                total_v += grad_v[start:end]
+            if grad_p is not None:
+                total_p += grad_p[start:end]
             for k in range(end - start - 1, -1, -1):  # total d loss / d (V, P) after step start + k
                 total_v[k] += later_v
                 total_p[k] += later_p
@@ -214,7 +217,3 @@ def _coarse_jacobians(v: torch.Tensor, p: torch.Tensor, i_in: torch.Tensor, para
         jac_v = torch.autograd.grad(out.v, inputs, ones, retain_graph=True, allow_unused=True)
         jac_p = torch.autograd.grad(out.p, inputs, ones, allow_unused=True)
     return jac_v, jac_p
-
-
-def _add(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
-    return b if a is None else a if b is None else a + b

@@ -20,15 +20,17 @@ def inputs(t: int, batch: int, n: int, seed: int) -> torch.Tensor:
     return torch.rand(t, batch, n, generator=g, dtype=torch.float64) * 14 - 3
 
 
-def run(method: str, x: torch.Tensor, dtype: torch.dtype, cfg: StepConfig = CFG, **layer_args):
+def run(method: str, x: torch.Tensor, dtype: torch.dtype, cfg: StepConfig = CFG, uses=(1.0, 0.1, 10.0),
+        **layer_args):
     """(spikes, V, P, d loss / d x) of a layer of `method`; the loss weighs spikes, V and P with fixed random
-    weights so that every output's gradient path is used."""
+    weights times `uses` (0: that output is not in the loss) so that every output's gradient path is used."""
     layer = FeLIFLayer(x.shape[-1], cfg=cfg, method=method, current_scale=0.5e-9, dtype=dtype, **layer_args)
     x = x.detach().clone().requires_grad_()
     spikes, record = layer(x, record=True)
     g = torch.Generator().manual_seed(7)
     w = [torch.rand(spikes.shape, generator=g, dtype=torch.float64).to(dtype) for _ in range(3)]
-    ((spikes * w[0]).sum() + 0.1 * (record.v * w[1]).sum() + 10 * (record.p * w[2]).sum()).backward()
+    loss = sum(use * (out * weight).sum() for use, out, weight in zip(uses, (spikes, record.v, record.p), w) if use)
+    loss.backward()
     return spikes, record.v, record.p, x.grad
 
 
@@ -44,6 +46,13 @@ def test_float64_values_equal_and_gradients_to_rounding(cfg):
     seq, step = run("bruno", x, torch.float64, cfg), run("bruno_step", x, torch.float64, cfg)
     assert_same_values(seq, step)
     assert 0.05 < float(seq[0].detach().mean()) < 0.5, "the test needs spikes and resets"
+    torch.testing.assert_close(seq[3], step[3], rtol=1e-11, atol=1e-11 * float(step[3].abs().max()))
+
+
+@pytest.mark.parametrize("uses", [(0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.0, 0.0)], ids=["V", "P", "spikes"])
+def test_gradients_through_one_output_only(uses):
+    x = inputs(12, 2, 4, seed=8)
+    seq, step = run("bruno", x, torch.float64, uses=uses), run("bruno_step", x, torch.float64, uses=uses)
     torch.testing.assert_close(seq[3], step[3], rtol=1e-11, atol=1e-11 * float(step[3].abs().max()))
 
 
