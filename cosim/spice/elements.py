@@ -30,6 +30,10 @@ Params = tuple[tuple[str, Number], ...]
 
 VACASK_SPICE_MODELS = {"d": ("spice/diode.osdi", "sp_diode")}
 """SPICE model types that VACASK provides: type -> (OSDI file in VACASK's module library, module name)."""
+CCCS_MODEL = "cosim_cccs"
+"""Model name under which netlists written for VACASK declare its built-in current-controlled current source
+(``model cosim_cccs cccs``; instances ``F1 (p n) cosim_cccs ctlinst="V1" gain=2`` drive gain * I(V1) from p
+through the source to n, as ngspice's ``F1 p n V1 2``)."""
 
 
 class Element(Protocol):

@@ -173,6 +173,10 @@ class SimJob:
     """Label for progress bars and error messages."""
     allow_shell: bool = False
     """Permit control commands that run programs or touch files (refused by default)."""
+    options: tuple[tuple[str, float], ...] = ()
+    """Simulator options (name, value), e.g. (("reltol", 1e-4),): ``.options`` for ngspice, ``options`` for
+    VACASK. Both read reltol, abstol (A) and vntol (V) with SPICE's meaning; names are passed through, so an
+    option one simulator lacks is its error."""
 
     @property
     def label(self) -> str:
@@ -183,7 +187,8 @@ class SimJob:
         """Stable content key used to resume sweeps: equal jobs have equal keys."""
         payload = json.dumps(
             {"circuit": self.circuit.content_hash(), "analysis": dict(vars(self.analysis)), "outputs": self.outputs,
-             "simulator": self.simulator, "seed": self.seed},
+             "simulator": self.simulator, "seed": self.seed,
+             **({"options": self.options} if self.options else {})},  # keys of jobs without options unchanged
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:24]

@@ -185,6 +185,10 @@ def render_deck(job: SimJob, attempt: ConvergenceAttempt = CONVERGENCE_POLICY[0]
         lines.append((f".options {attempt.options}", "generated"))
     if isinstance(job.analysis, Tran) and job.analysis.method is not None:
         lines.append((f".options method={job.analysis.method}", "generated"))
+    for option, value in job.options:
+        if not _NAME.fullmatch(option):
+            raise NetlistError(f"simulator option name {option!r} is not a valid SPICE identifier")
+        lines.append((f".options {option}={_number(value)}", "generated"))
     for name, value in job.circuit.parameters:
         if not _NAME.fullmatch(name):
             raise NetlistError(f"parameter name {name!r} is not a valid SPICE identifier")

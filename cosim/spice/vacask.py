@@ -196,6 +196,10 @@ def _analysis_lines(job: SimJob) -> list[str]:
         # transients. Switching waveform sources to dc gives both the ngspice meaning.
         lines += [f'alter instance("{element.ref}") type="dc"' for element in job.circuit.elements
                   if isinstance(element, (VoltageSource, CurrentSource)) and element.waveform is not None]
+    for option, value in job.options:
+        if not option.isidentifier():
+            raise NetlistError(f"simulator option name {option!r} is not an identifier")
+        lines.append(f"options {option}={number(value)}")
     if isinstance(analysis, Op):
         lines.append(f"analysis {name} op")
     elif isinstance(analysis, DcSweep):
