@@ -125,6 +125,8 @@ def rram_part(out: Path) -> tuple[dict, list[tuple[str, str, str]], str]:
         ("  baseline R_after = R_before", f"{held['baseline_median']:.4g}", ""),
         ("  on switched pulses (baseline)", f"{held['median_switched']:.4g} ({held['baseline_median_switched']:.4g})",
          f"{cell['spice']['median_log10_spice_vs_measured_switched']:.4g}"),
+        ("  chained through each cell's pulses: all (switched)",
+         f"{held['median_chained']:.4g} ({held['median_chained_switched']:.4g})", ""),
     ]
     for band in ("lrs", "hrs"):
         m = pv[band]

@@ -16,7 +16,9 @@ time stepping, exact up to the grid. The equations are those of models/rram.va a
 `SelectTransistor` (symmetric in drain and source, no body effect). SPICE (the `rram` subcircuit and the level-1
 MOSFET on ngspice, or VACASK) confirms a sample of the pulses.
 
-What is fitted (scipy least_squares on log10(R_after), in log space where a parameter spans decades): the gap
+What is fitted (scipy least_squares on log10(R_after), in log space where a parameter spans decades; the model
+runs each fitted cell's pulses in the file's order from that cell's first read, carrying its state from pulse to
+pulse as a program-and-verify ramp does, `predict_chained`): the gap
 velocity vel0, the field threshold f_min and the field enhancement gamma0 of the device, its thermal resistance
 rth, and the transistor's threshold vto and transconductance kp (its w/l held). Held: the read law (i0, g0, v0:
 with the gap hidden only their combination with the gap is seen), the activation energy and hopping distance,
@@ -79,7 +81,8 @@ SWITCHED = 0.3
 GRID = 96
 """Points of the V_c grid of one pulse."""
 FIT_ROWS = 4000
-"""Pulses (a seeded sample of the fitted cells') the optimiser evaluates; all are evaluated at the end."""
+"""Pulses per file the optimiser evaluates: the fitted cells' pulses, or a seeded sample of whole cells with
+about this many pulses; all are evaluated at the end."""
 EDGE = 100e-9
 """Rise and fall of the gate pulse in the SPICE confirmation, s."""
 
@@ -286,6 +289,13 @@ def _weights(pulses: PulseData) -> np.ndarray:
     return np.where(moved, 1 / np.sqrt(max(moved.sum(), 1)), 1 / np.sqrt(max((~moved).sum(), 1)))
 
 
+def _whole_cells(pulses: PulseData, rows: int, rng: np.random.Generator) -> PulseData:
+    """All pulses of a seeded sample of the cells, about `rows` pulses in all (every cell where they fit)."""
+    cells = np.unique(pulses.cell)
+    keep = rng.permutation(cells)[:max(1, rows * cells.size // max(len(pulses), 1))]
+    return pulses.subset(np.isin(pulses.cell, keep))
+
+
 @dataclass(frozen=True)
 class _Free:
     """Free parameters <-> a cell: x holds each parameter, its natural log where BOUNDS says so."""
@@ -304,23 +314,44 @@ class _Free:
         return self.base.replace(**{n: float(np.exp(v)) if BOUNDS[n][4] else float(v) for n, v in zip(self.names, x)})
 
 
+def predict_chained(cell: Cell, pulses: PulseData) -> np.ndarray:
+    """Model read resistance after each pulse of `pulses`, ohm, each cell's pulses run in the file's order from
+    that cell's first measured read (the model's state carried from pulse to pulse, as in a staircase sweep or a
+    program-and-verify ramp; `predict` restarts every pulse from the measured read before it)."""
+    order = np.argsort(pulses.cell, kind="stable")
+    cells, first, counts = np.unique(pulses.cell[order], return_index=True, return_counts=True)
+    gap = gap_from_resistance(cell, pulses.r_before[order[first]])
+    after = np.empty(len(pulses))
+    for k in range(int(counts.max(initial=0))):
+        live = np.flatnonzero(counts > k)
+        rows = order[first[live] + k]
+        gap[live] = pulse_gap(cell, pulses.operation, pulses.v_pulse[rows], pulses.v_wl[rows], pulses.width[rows],
+                              gap[live])
+        after[rows] = read_resistance(cell, gap[live])
+    return after
+
+
 def log_errors(cell: Cell, pulses: PulseData) -> np.ndarray:
     """|log10(R_after model / R_after measured)| per pulse."""
     return np.abs(np.log10(predict(cell, pulses) / pulses.r_after))
 
 
 def error_summary(cell: Cell, pulses: Sequence[PulseData]) -> dict:
-    """Median |log10 error| over all pulses and over the switched ones, with "nothing changes" as baseline."""
+    """Median |log10 error| over all pulses and over the switched ones, with "nothing changes" as baseline, and
+    the same for the model run through each cell's pulses from its first read (`predict_chained`)."""
     model = np.concatenate([log_errors(cell, p) for p in pulses]) if pulses else np.zeros(0)
     moved = np.concatenate([switched(p) for p in pulses]) if pulses else np.zeros(0, bool)
     persist = np.concatenate([np.abs(np.log10(p.r_before / p.r_after)) for p in pulses]) if pulses else model
+    chained = (np.concatenate([np.abs(np.log10(predict_chained(cell, p) / p.r_after)) for p in pulses]) if pulses
+               else model)
 
     def median(x: np.ndarray) -> float:
         return float(np.median(x)) if x.size else float("nan")
 
     return {"pulses": int(model.size), "switched": int(moved.sum()), "median": median(model),
             "median_switched": median(model[moved]), "median_unchanged": median(model[~moved]),
-            "baseline_median": median(persist), "baseline_median_switched": median(persist[moved])}
+            "baseline_median": median(persist), "baseline_median_switched": median(persist[moved]),
+            "median_chained": median(chained), "median_chained_switched": median(chained[moved])}
 
 
 @dataclass(frozen=True)
@@ -330,7 +361,7 @@ class RRAMCalibration:
     start: Cell = Cell(transistor=SelectTransistor(vto=0.3, kp=3e-5), device=Cell().device.replace(f_min=1.0e9))
     """Where the optimisation starts (and the held values): a ~20 kohm LRS at 1 V gate, SET near 1 V."""
     fit_rows: int = FIT_ROWS
-    """Pulses per file the optimiser evaluates (a seeded sample of the fitted cells')."""
+    """Pulses per file the optimiser evaluates (FIT_ROWS)."""
     max_evaluations: int = 100
     """Largest number of least-squares iterations; a fit that needs more has not converged."""
     seed: int = 0
@@ -519,13 +550,14 @@ def calibrate_rram(pulses: Sequence[PulseData], verify: ProgramVerifyData | None
     rng = np.random.default_rng(config.seed)
     fitted = [p.subset(~held_out(p)) for p in pulses]
     heldout = [p.subset(held_out(p)) for p in pulses]
-    sample = [p.subset(np.sort(rng.choice(len(p), min(len(p), config.fit_rows), replace=False))) for p in fitted]
+    sample = [_whole_cells(p, config.fit_rows, rng) for p in fitted]
     weights = [_weights(p) for p in sample]
     free = _Free(config.start, FREE)
 
     def residuals(x: np.ndarray) -> np.ndarray:
         cell = free.cell(x)
-        return np.concatenate([(np.log10(predict(cell, p)) - np.log10(p.r_after)) * w for p, w in zip(sample, weights)])
+        return np.concatenate([(np.log10(predict_chained(cell, p)) - np.log10(p.r_after)) * w
+                               for p, w in zip(sample, weights)])
 
     result = least_squares(residuals, free.x(config.start), bounds=free.bounds(), x_scale="jac",
                            max_nfev=config.max_evaluations, ftol=1e-6, xtol=1e-6)
@@ -640,7 +672,8 @@ def rram_card(fit: RRAMFit, files: Sequence[tuple[str | Path, str, str]], config
         "variability": {"d2d": {"vel0": fit.spread["sigma_ln"]}, "cells": fit.spread["cells"],
                         "kind": "log-normal sigma of a per-cell vel0 multiplier"},
         "read": {"bit_line_v": READ_BL_V, "gate_v": READ_WL_V},
-        "fit": fit.outcome.to_dict() | {"residual_unit": "log10(R) (switched and unchanged pulses balanced)"},
+        "fit": fit.outcome.to_dict() | {"residual_unit": "log10(R), each cell's pulses chained from its first "
+                                                         "read (switched and unchanged pulses balanced)"},
         "errors": fit.errors, "program_verify": pv, "spice": fit.spice,
         "settings": {"fit_rows": config.fit_rows, "max_evaluations": config.max_evaluations, "seed": config.seed,
                      "holdout": f"every {HOLDOUT_EVERY}th cell", "switched_decades": SWITCHED},
@@ -705,11 +738,13 @@ def write_rram_report(fit: RRAMFit, card: dict, out: str | Path) -> Path:
     lines += ["", f"Cell-to-cell spread: vel0 log-normal sigma {card['variability']['d2d']['vel0']:.3g} "
                   f"({card['variability']['cells']} cells).", "",
               "## Errors: median |log10(R_after model / measured)|", "",
-              "| set | pulses | all | switched | unchanged | baseline all | baseline switched |", "|---" * 7 + "|"]
+              "| set | pulses | all | switched | unchanged | baseline all | baseline switched | chained all | "
+              "chained switched |", "|---" * 9 + "|"]
     for name, s in [("fit", e["fit"]), ("held out", e["heldout"])] + [(f, s) for f, s in e["files"].items()]:
         lines.append(f"| {name} | {s['pulses']} ({s['switched']} switched) | {s['median']:.3f} | "
                      f"{s['median_switched']:.3f} | {s['median_unchanged']:.3f} | {s['baseline_median']:.3f} | "
-                     f"{s['baseline_median_switched']:.3f} |")
+                     f"{s['baseline_median_switched']:.3f} | {s['median_chained']:.3f} | "
+                     f"{s['median_chained_switched']:.3f} |")
     if card["spice"]:
         lines += ["", f"SPICE ({card['spice']['simulator']}, {card['spice']['pulses']} held-out pulses, "
                       f"{len(card['spice']['failed'])} failed): median |log10| SPICE vs fast path "

@@ -15,6 +15,8 @@ from cosim.calibrate.rram import (
     ProgramVerifyProtocol,
     form,
     gap_from_resistance,
+    predict,
+    predict_chained,
     program_verify,
     protocol_check,
     pulse_gap,
@@ -75,6 +77,26 @@ def test_program_verify_forms_then_reaches_its_band():
     assert out["sets"][0] >= out["sets"][1] >= out["sets"][2]
     inside = program_verify(cell, protocol.lrs_band, gap_from_resistance(cell, np.full(2, 10e3)), np.ones(2), protocol)
     assert inside["success"].all() and (inside["sets"] + inside["resets"] == 0).all()
+
+
+def test_predict_chained_carries_each_cells_state():
+    """Two cells' staircases interleaved in the file: each cell's pulses run from its own first read, in order,
+    whatever the reads before the later pulses say; the first pulse of each is `predict`'s."""
+    cell = Cell()
+    address = np.array([7, 3, 7, 3, 7])
+    v_wl = np.array([0.9, 1.0, 1.2, 1.5, 2.0])
+    n = address.size
+    pulses = PulseData(Path("staircase.csv"), "set", address, np.full(n, 2.0), v_wl, np.zeros(n), np.full(n, 10e-6),
+                       np.full(n, 1e5), np.full(n, 1e4))
+    chained = predict_chained(cell, pulses)
+    for rows in (np.array([0, 2, 4]), np.array([1, 3])):
+        gap = gap_from_resistance(cell, np.array([1e5]))
+        for k in rows:
+            gap = pulse_gap(cell, "set", np.array([2.0]), v_wl[k:k + 1], np.array([10e-6]), gap)
+            assert chained[k] == pytest.approx(read_resistance(cell, gap)[0], rel=1e-9)
+    one_step = predict(cell, pulses)
+    assert chained[[0, 1]] == pytest.approx(one_step[[0, 1]], rel=1e-9)
+    assert chained[4] < one_step[4]  # the later pulses start from the already lowered state
 
 
 def test_protocol_check_picks_the_protocols_pulses():
