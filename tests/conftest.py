@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
+
+# Test modules import torch before cosim (import order): choose the OpenMP wait policy here, before torch is
+# loaded, as cosim's own import would (cosim/__init__.py), so that the tests run as `cosim train` does.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 JSBWriter = Callable[..., Path]
 
