@@ -220,7 +220,9 @@ _IDENTIFIER = re.compile(r"[A-Za-z_$][0-9A-Za-z_$]*")
 _QUOTED_IDENTIFIER = re.compile(r"'[0-9A-Za-z_$:.()]+'")
 _LONG_STRING = re.compile(r"<<<([A-Za-z0-9_]+)[\r\t ]*\n")
 _LONG_STRING_END = re.compile(r">>>([A-Za-z0-9_]+)|>{1,3}|[^>\n]+|\n")
-_OTHER = re.compile(r"[0-9.][0-9A-Za-z_.]*|.", re.DOTALL)  # numbers (with units), operators, anything else
+# Numbers (with units; a list of them with signs and commas, such as a PWL wave, is one token: a crossbar's
+# row sources are 80 % of its netlist), operators, anything else.
+_OTHER = re.compile(r"[0-9.][0-9A-Za-z_.]*(?:[ \t]*[-+,][ \t]*[0-9.][0-9A-Za-z_.]*)*|.", re.DOTALL)
 _LIBRARY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*(/[A-Za-z0-9_][A-Za-z0-9_.+-]*)*")
 
 
