@@ -457,7 +457,9 @@ def protocol_check(cell: Cell, pulses: Sequence[PulseData],
 def program_verify(cell: Cell, band: tuple[float, float], gap: np.ndarray, vel0_factor: np.ndarray,
                    protocol: ProgramVerifyProtocol = ProgramVerifyProtocol()) -> dict[str, np.ndarray]:
     """The protocol on a population (one device per entry of `gap`, m, with its vel0 multiplier) towards the
-    read-resistance band (ohm): {"sets", "resets", "success", "resistance"} per device."""
+    read-resistance band (ohm): per attempt, a read and, above the band, one dynamic SET, below it one dynamic
+    RESET (each to its edge of the band or the end of its gate ramp). {"sets", "resets", "success",
+    "resistance"} per device."""
     low, high = band
     gap = np.array(gap, dtype=float)
     sets, resets = np.zeros(gap.size, int), np.zeros(gap.size, int)
@@ -475,8 +477,9 @@ def program_verify(cell: Cell, band: tuple[float, float], gap: np.ndarray, vel0_
         pending = np.flatnonzero(~success)
         if pending.size == 0:
             break
+        read = resistance[pending].copy()  # the attempt's read picks one dynamic SET or RESET
         for operation, outside, counter in (("set", lambda r: r > high, sets), ("reset", lambda r: r < low, resets)):
-            active = pending[outside(resistance[pending])]
+            active = pending[outside(read)]
             for v_wl in protocol.gates(operation):
                 if active.size == 0:
                     break
