@@ -3,7 +3,10 @@
 // Work is split into blocks of BLOCK neurons (OpenMP, dynamic schedule: latched blocks finish early). Inside a
 // block the sub-steps are the outer loop and the neurons the inner, vectorised loop; state and coefficients sit
 // in small aligned arrays in L1. The latch is a 0/1 mask, so the inner loop has no branches. Iterative
-// integrators (felif_substep.h: start / iterate / finish) stop iterating once the whole block has converged.
+// integrators (felif_substep.h: start / iterate / finish) stop iterating once the whole block has converged, so a
+// neuron's result depends on its block: they run the neurons in their order. Explicit ones (Euler) compute each
+// lane from its own neuron only, so the neurons that do not move (frozen, or latched from the start: above V_thr)
+// are copied and only the others are packed into blocks.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -30,8 +33,9 @@ COSIM_HD Lane<T> lane_of(const T (&c)[N_COEF][BLOCK], const T* cur, int j) {
   return lane;
 }
 
+// Runs the neurons index[0 .. count-1] (count <= BLOCK).
 template <typename T, typename Step>
-void run_block(const Step& step, int64_t start, int64_t count, const T* v_in, const T* p_in, const T* i_in,
+void run_block(const Step& step, const int64_t* index, int64_t count, const T* v_in, const T* p_in, const T* i_in,
                const T* coef, int64_t coef_len, const bool* frozen, T* v_out, T* p_out, T h, int64_t n_sub) {
   using State = typename Step::template State<T>;
   alignas(64) T c[N_COEF][BLOCK];
@@ -42,7 +46,7 @@ void run_block(const Step& step, int64_t start, int64_t count, const T* v_in, co
   alignas(64) T phase[State::size][BLOCK];
   for (int j = 0; j < BLOCK; ++j) {
     // Lanes past the end repeat the last neuron so that their (discarded) arithmetic stays finite.
-    const int64_t m = start + std::min<int64_t>(j, count - 1);
+    const int64_t m = index[std::min<int64_t>(j, count - 1)];
     const int64_t cm = coef_len == 1 ? 0 : m;
     for (int k = 0; k < N_COEF; ++k) c[k][j] = coef[k * coef_len + cm];
     cur[j] = i_in[m];
@@ -97,8 +101,8 @@ void run_block(const Step& step, int64_t start, int64_t count, const T* v_in, co
     }
   }
   for (int j = 0; j < count; ++j) {
-    v_out[start + j] = static_cast<T>(v[j]);
-    p_out[start + j] = static_cast<T>(p[j]);
+    v_out[index[j]] = static_cast<T>(v[j]);
+    p_out[index[j]] = static_cast<T>(p[j]);
   }
 }
 
@@ -107,7 +111,6 @@ void run_all(const Step& step, const torch::Tensor& v, const torch::Tensor& p, c
              const torch::Tensor& coef, const torch::Tensor& frozen, torch::Tensor& v_out, torch::Tensor& p_out,
              double h, int64_t n_sub) {
   const int64_t total = v.numel();
-  const int64_t n_blocks = (total + BLOCK - 1) / BLOCK;
   const T* vp = v.data_ptr<T>();
   const T* pp = p.data_ptr<T>();
   const T* ip = i_in.data_ptr<T>();
@@ -116,15 +119,27 @@ void run_all(const Step& step, const torch::Tensor& v, const torch::Tensor& p, c
   const bool* fp = frozen.numel() ? frozen.data_ptr<bool>() : nullptr;
   T* vo = v_out.data_ptr<T>();
   T* po = p_out.data_ptr<T>();
+  std::vector<int64_t> live;  // the neurons to run; the others keep their state
+  live.reserve(total);
+  for (int64_t m = 0; m < total; ++m) {
+    if (!Step::iterative && ((fp != nullptr && fp[m]) || vp[m] > cp[V_THR * coef_len + (coef_len == 1 ? 0 : m)])) {
+      vo[m] = vp[m];
+      po[m] = pp[m];
+    } else {
+      live.push_back(m);
+    }
+  }
+  const int64_t n_live = static_cast<int64_t>(live.size());
+  const int64_t n_blocks = (n_live + BLOCK - 1) / BLOCK;
   // Small jobs run on the calling thread: after a parallel region libgomp's workers spin-wait for the next one
   // (milliseconds), which on a loaded machine takes the core from the caller's own small torch ops.
-  const bool parallel = total * n_sub >= PARALLEL_MIN_WORK && at::get_num_threads() > 1 && n_blocks > 1;
+  const bool parallel = n_live * n_sub >= PARALLEL_MIN_WORK && at::get_num_threads() > 1 && n_blocks > 1;
   const int threads = parallel ? static_cast<int>(std::min<int64_t>(at::get_num_threads(), n_blocks)) : 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
   for (int64_t b = 0; b < n_blocks; ++b) {
     const int64_t start = b * BLOCK;
-    run_block<T, Step>(step, start, std::min<int64_t>(BLOCK, total - start), vp, pp, ip, cp, coef_len, fp, vo, po,
-                       static_cast<T>(h), n_sub);
+    run_block<T, Step>(step, live.data() + start, std::min<int64_t>(BLOCK, n_live - start), vp, pp, ip, cp, coef_len,
+                       fp, vo, po, static_cast<T>(h), n_sub);
   }
 }
 
