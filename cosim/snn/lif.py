@@ -73,13 +73,30 @@ def clamp_decay(decay: Decay, params: LIFParameters) -> torch.Tensor:
     return torch.clamp(torch.as_tensor(decay), params.decay_min, params.decay_max)
 
 
+class _StepConstants(NamedTuple):
+    """What every step of a sequence uses: the clamped decays (in the input's dtype) and the threshold tensor."""
+
+    syn_decay: torch.Tensor
+    mem_decay: torch.Tensor
+    threshold: torch.Tensor
+
+
+def _constants(params: LIFParameters, x: torch.Tensor) -> _StepConstants:
+    return _StepConstants(clamp_decay(params.syn_decay, params).to(x), clamp_decay(params.mem_decay, params).to(x),
+                          torch.as_tensor(params.threshold, dtype=x.dtype, device=x.device))
+
+
+def _update(x: torch.Tensor, state: LIFState, c: _StepConstants,
+            params: LIFParameters) -> tuple[torch.Tensor, LIFState]:
+    syn = c.syn_decay * state.syn + x
+    mem = c.mem_decay * state.mem + syn - params.threshold * state.spikes.detach()
+    spikes = SpikeFunction.apply(mem, c.threshold, params.surrogate, params.steepness)
+    return spikes, LIFState(mem, syn, spikes)
+
+
 def lif_step(x: torch.Tensor, state: LIFState, params: LIFParameters) -> tuple[torch.Tensor, LIFState]:
     """One LIF step for input x [batch, n] (weight units): (spikes, new state)."""
-    syn = clamp_decay(params.syn_decay, params).to(x) * state.syn + x
-    mem = clamp_decay(params.mem_decay, params).to(x) * state.mem + syn - params.threshold * state.spikes.detach()
-    threshold = torch.as_tensor(params.threshold, dtype=mem.dtype, device=mem.device)
-    spikes = SpikeFunction.apply(mem, threshold, params.surrogate, params.steepness)
-    return spikes, LIFState(mem, syn, spikes)
+    return _update(x, state, _constants(params, x), params)
 
 
 def recurrent_lif_step(
@@ -90,14 +107,18 @@ def recurrent_lif_step(
 
 
 def lif_sequence(x: torch.Tensor, params: LIFParameters, w_rec: torch.Tensor | None = None) -> torch.Tensor:
-    """Spikes [T, batch, n] for inputs x [T, batch, n] from rest; recurrent through w_rec [n, n] if given."""
+    """Spikes [T, batch, n] for inputs x [T, batch, n] from rest; recurrent through w_rec [n, n] if given.
+
+    The steps of `lif_step` / `recurrent_lif_step`, with the clamped decays and the threshold made once per
+    sequence instead of once per step (the same values; the decays' gradient is summed over the steps before
+    the clamp instead of after it)."""
     state = initial_lif_state(x.shape[1:], x.dtype, x.device)
+    constants = _constants(params, x)
     spikes = []
     for x_t in x:
-        if w_rec is None:
-            s, state = lif_step(x_t, state, params)
-        else:
-            s, state = recurrent_lif_step(x_t, state, w_rec, params)
+        if w_rec is not None:
+            x_t = x_t + state.spikes @ w_rec.T
+        s, state = _update(x_t, state, constants, params)
         spikes.append(s)
     return torch.stack(spikes)
 
