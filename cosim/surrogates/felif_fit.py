@@ -476,8 +476,8 @@ def fit_surrogate(out: Path | None = None, *, seed: int = 0, quick: bool = False
     from cosim.surrogates.felif_spice import CircuitReference
 
     if device_card is not None and out is None:
-        raise ValueError(f"cosim fit felif --device-card {device_card}: give --out FILE; the shipped "
-                         f"{default_path(KIND)} is the default device's surrogate")
+        raise ValueError(f"a surrogate fitted to the device card {device_card} needs its own file (--out FILE): "
+                         f"the shipped {default_path(KIND)} is the default device's")
     out = Path(out) if out is not None else default_path(KIND)
     device = FeLIFDevice().with_card(device_card) if device_card is not None else FeLIFDevice()
     fit_stimuli, holdout = design("fit", seed), design("holdout", seed)
