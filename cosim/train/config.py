@@ -96,6 +96,10 @@ class ModelConfig:
     """synapse_levels = "programmed": devices per level of that Monte Carlo (seeded with run.seed)."""
     hidden: int = 150
     """Music: FeLIF neurons (150); tactile: LIF hidden neurons (256)."""
+    recurrent: bool = False
+    """Tactile: the hidden LIF layer has recurrent synapses (`hidden` x `hidden`, quantised to `bits` like the
+    others): with neuron = "lif" the paper's recurrent-LIF network (REFERENCE.md section 4: its 105,216 synapses
+    are 128 x 256 + 256 x 256 + 256 x 27, so the recurrence is the hidden layer's)."""
     encoding_repeat: int = 32
     """Tactile: each input channel is tiled this many times (4 x 32 = 128 encoding neurons)."""
     bits: int | None = None
@@ -367,6 +371,9 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
                 lookup(name, card)
             except ValueError as err:  # CardError, PluginError
                 problems.append(f"model.{key}: {err}")
+    if m.recurrent and m.network != "tactile":
+        problems.append("model.recurrent = true is the tactile classifier's recurrent hidden layer; model.network "
+                        f"is {m.network!r}")
     if m.synapse_levels == "programmed" and m.bits not in (3, 4):
         problems.append(f"model.synapse_levels = \"programmed\" needs model.bits = 3 or 4 (a differential pair of "
                         f"8-level devices), got {m.bits}")

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from cosim.devices.plugins import neuron_device, synapse_device
-from cosim.snn.lif import LIF
+from cosim.snn.lif import LIF, RecurrentLIF
 from cosim.snn.synapses import ConductanceLevels, LevelTable, QuantizedLinear, max_level
 from cosim.surrogates import load_fitted, surrogate_path
 from cosim.train.config import ModelConfig
@@ -125,7 +125,8 @@ class MusicPredictor(nn.Module):
 
 class TactileClassifier(nn.Module):
     """Encoding (channels tiled cfg.encoding_repeat times, trainable gain and bias, LIF) -> quantised linear ->
-    `hidden` LIF -> quantised linear -> `n_classes` device neurons; logits are the output spike counts.
+    `hidden` LIF (with quantised recurrent synapses if cfg.recurrent) -> quantised linear -> `n_classes` device
+    neurons; logits are the output spike counts.
 
     The encoding gains start uniform in [0.5, 2] and the biases uniform in [-0.5, 0.5] so that the copies of a
     channel differ from the start.
@@ -140,7 +141,8 @@ class TactileClassifier(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_encoding).uniform_(-0.5, 0.5))
         self.encoding = LIF(n_encoding)
         self.hidden_synapses = QuantizedLinear(n_encoding, cfg.hidden, bits=cfg.bits, bias=False)
-        self.hidden = LIF(cfg.hidden, learn_decay=True)
+        self.hidden = (RecurrentLIF(cfg.hidden, learn_decay=True, bits=cfg.bits) if cfg.recurrent
+                       else LIF(cfg.hidden, learn_decay=True))
         self.output_synapses = QuantizedLinear(cfg.hidden, n_classes, bits=cfg.bits, bias=False,
                                                level_table=level_table)
         self.output = device_neurons(cfg, n_classes)

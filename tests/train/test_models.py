@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from cosim.data import synthetic_braille_data
 from cosim.felif.layer import FeLIFLayer
 from cosim.felif.physics import FeLIFParameters
 from cosim.felif.step import StepConfig
-from cosim.snn.lif import LIF
-from cosim.train.config import load_config
+from cosim.snn.lif import LIF, RecurrentLIF
+from cosim.train.config import ConfigError, load_config
 from cosim.train.models import MusicPredictor, TactileClassifier, build_model
 
 FAST = ["model.h=1e-5"]
@@ -71,6 +72,36 @@ def test_tactile_network_at_initialisation():
 
     lif = build_model(load_config("tactile-lif").model, data.channels, data.n_classes)
     assert isinstance(lif.output, LIF)
+
+
+@pytest.mark.parametrize("bits", [None, 3])
+def test_recurrent_lif_network(bits: int | None):
+    """model.recurrent: the paper's recurrent-LIF network, its hidden layer recurrent through quantised synapses."""
+    cfg = load_config("tactile-lif", ["model.recurrent=true", f"model.bits={bits}" if bits else 'model.bits="float"'])
+    data = synthetic_braille_data(2, seed=0)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, data.channels, data.n_classes)
+    assert isinstance(model.hidden, RecurrentLIF) and isinstance(model.output, LIF)
+    synapses = sum(p.numel() for name, p in model.named_parameters() if "synapses" in name or "recurrent" in name)
+    assert synapses == 128 * 256 + 256 * 256 + 256 * 27 == 105_216  # REFERENCE.md section 4
+    recurrent = model.hidden.recurrent
+    assert recurrent.bits == bits
+    if bits:
+        levels = recurrent.sample_weight().detach() / (recurrent.weight.detach().abs().max() / (2 ** (bits - 1) - 0.5))
+        assert torch.allclose(levels, levels.round(), atol=1e-4) and int(levels.round().abs().max()) <= 3
+    x = data.train.inputs[:8]
+    out = model(x)
+    F.cross_entropy(out.logits, data.train.labels[:8]).backward()
+    assert recurrent.weight.grad is not None and float(recurrent.weight.grad.abs().sum()) > 0
+    with torch.no_grad():
+        recurrent.weight.zero_()
+        torch.manual_seed(1)
+        silent = model(x).spikes["hidden"]
+        recurrent.weight.fill_(0.5)
+        torch.manual_seed(1)
+        assert float(model(x).spikes["hidden"].sum()) > float(silent.sum()), "excitatory recurrence adds spikes"
+    with pytest.raises(ConfigError, match="model.recurrent"):
+        load_config("music", ["model.recurrent=true"])
 
 
 def count_gradient(current: float, steps: int = 30) -> float:
