@@ -84,10 +84,13 @@ class Trainer:
         resume: continue the run in cfg.run.out from its newest checkpoint; without it the run folder must not
             hold a run already.
         progress: show a progress bar per epoch (`cosim.spice.progress`) and print each epoch's metrics.
+        verify: called after every cfg.verify.every epochs (SPICE verification).
+        task: the task with its data already loaded (e.g. shared by several runs, or with other splits); default
+            `make_task(cfg.data)`.
     """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
-                 verify: EpochHook | None = None):
+                 verify: EpochHook | None = None, task: Task | None = None):
         self.cfg = cfg
         self.run_dir = Path(cfg.run.out)
         self.progress = progress
@@ -99,7 +102,7 @@ class Trainer:
         checkpoint = self._checkpoint_to_resume(resume)
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
-        self.task = make_task(cfg.data)
+        self.task = make_task(cfg.data) if task is None else task
         torch.manual_seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
         random.seed(cfg.run.seed)
