@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import functools
 import json
 import math
 import os
@@ -76,7 +77,7 @@ import torch  # noqa: E402
 
 from cosim.data.braille import BrailleSplit  # noqa: E402
 from cosim.train.checkpoint import latest_checkpoint  # noqa: E402
-from cosim.train.config import TrainConfig, load_config  # noqa: E402
+from cosim.train.config import DataConfig, TrainConfig, load_config  # noqa: E402
 from cosim.train.loop import Trainer, TrainingDiverged  # noqa: E402
 from cosim.train.tasks import TactileTask, make_task  # noqa: E402
 
@@ -160,6 +161,12 @@ def run_config(neuron: str, bits: str, hyper: dict[str, float], *, seed: int, ep
                               *(f"{HYPER_KEYS[k]}={v!r}" for k, v in hyper.items()), f"run.seed={seed}",
                               f"run.epochs={epochs}", f"run.threads={threads}", f"run.out={json.dumps(str(out))}",
                               *more])
+
+
+@functools.lru_cache(maxsize=2)
+def loaded_task(cfg: DataConfig) -> TactileTask:
+    """The task of cfg, loaded once per process (reading and rebuilding the file takes 3-10 s)."""
+    return make_task(cfg)
 
 
 def validation_task(task: TactileTask) -> TactileTask:
@@ -553,8 +560,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not (args.report_only or args.bruno_vs_bptt or args.spice):
         cells = parse_cells(args.cells)
         first = cells[0]
-        task = make_task(run_config(*first, search_draw(0, first[0]), seed=0, epochs=1, threads=args.threads,
-                                    out=args.runs, quick=args.quick).data)
+        task = loaded_task(run_config(*first, search_draw(0, first[0]), seed=0, epochs=1, threads=args.threads,
+                                      out=args.runs, quick=args.quick).data)
         best = {}
         for neuron, bits in cells:
             best[(neuron, bits)] = search(neuron, bits, args, task)["best"]["hyper"]
