@@ -33,11 +33,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cosim.devices.card import card_sha256
 from cosim.devices.plugins import neuron_device, synapse_device
 from cosim.spice import SimError, run_many
 from cosim.surrogates.traces import Traces, compare
 from cosim.train.checkpoint import CHECKPOINTS, latest_checkpoint, load_checkpoint, write_atomic
 from cosim.train.config import TrainConfig, VerifyConfig, read_config, validate
+from cosim.train.loop import RUN_RECORD
 from cosim.train.models import ModelOutput, build_model, device_level_table, fitted_surrogate
 from cosim.train.tasks import Batch, MusicTask, Task, make_task
 from cosim.verify.compare import SPICE_METRIC, prediction_agreement, raster, spice_traces, spike_summary
@@ -217,6 +219,22 @@ def check_tolerance(summary: dict[str, Any], where: str) -> str | None:
 # ------------------------------------------------------------------------------------------------- run folders
 
 
+def check_cards(run_dir: Path, cfg: TrainConfig) -> None:
+    """ValueError if a device card the run's config names is not the one the run was trained with (run.json's
+    ``device_cards``, by SHA-256): its network would be verified on another device than it learnt on."""
+    try:
+        recorded = json.loads((run_dir / RUN_RECORD).read_text()).get("device_cards") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    for role, key in (("neuron", "device_card"), ("synapse", "synapse_card")):
+        card, trained = getattr(cfg.model, key), (recorded.get(role) or {}).get("sha256")
+        if card and trained and card_sha256(card) != trained:
+            raise ValueError(f"{run_dir}: the device card model.{key} = {card} has changed since the run was "
+                             f"trained on it (sha256 {card_sha256(card)[:12]}..., trained with {trained[:12]}...): "
+                             "verification would simulate another device than the network learnt on; restore "
+                             "that card or train again")
+
+
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[TrainConfig, nn.Module, Task, Path]:
     """(config, model with the checkpoint's weights, task, checkpoint path) of a training run folder."""
     run_dir = Path(run_dir)
@@ -226,6 +244,7 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple
     if not config_file.is_file():
         raise FileNotFoundError(f"no config.toml in {run_dir}: not a training run folder (`cosim train` writes one)")
     cfg = read_config(config_file)
+    check_cards(run_dir, cfg)
     if checkpoint is None:
         path = latest_checkpoint(run_dir)
         if path is None:

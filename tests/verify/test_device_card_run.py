@@ -73,3 +73,14 @@ def test_spice_verification_simulates_the_cards_devices(card_run):
     assert summary["spikes_spice"] > 10, "the tiny network must spike for the comparison to mean anything"
     # single-domain circuits of the card's physics against the training model on the same physics
     assert summary["spike_count_agreement"] > 0.9 and summary["prediction_agreement"] > 0.9
+
+
+def test_a_card_changed_since_training_is_refused(card_run):
+    out, fecap, _ = card_run
+    original = fecap.read_text()
+    try:
+        fecap.write_text(original.replace('"value": 1.6', '"value": 1.7'))
+        with pytest.raises(ValueError, match=f"model.device_card = {fecap} has changed since the run was trained"):
+            verify_run(out, hw=HardwareConfig(programming="ideal"), progress=False)
+    finally:
+        fecap.write_text(original)
