@@ -186,16 +186,24 @@ def _verify_section(run_dir: Path, verify: dict[str, Any]) -> Section:
             "spike_count_agreement", "spike_time_error_s", "spike_time_error_rel", "v_nrmse", "spikes_spice",
             "spikes_surrogate", "paired_spikes", "spice_loss", "surrogate_loss", "spice_frame_accuracy",
             "surrogate_frame_accuracy", "spice_accuracy", "surrogate_accuracy", "neuron_device", "synapse_device",
-            "bits", "mirror_gain", "simulation_cpu_s", "seconds")
-    table = Table("Key figures (verify.json)", ("figure", "value"),
-                  tuple((key, _cell(verify[key])) for key in keys if key in verify))
+            "bits", "mirror_gain", "ir_drop_error_rel", "simulation_cpu_s", "seconds")
+    tables = [Table("Key figures (verify.json)", ("figure", "value"),
+                    tuple((key, _cell(verify[key])) for key in keys if key in verify))]
+    if "ir_drop_tile_error_rel" in verify:  # the array with wire resistance: IR-drop error of each tile
+        tiles = verify["ir_drop_tiles"]
+        tables.append(Table(
+            "IR-drop error per tile (||SPICE - ideal wires|| / ||ideal wires|| of the tile's mirrored partial outputs "
+            f"over {len(verify['ir_drop_reads_active'])} reads)",
+            ("input rows", *(f"pairs {a}-{b - 1}" for a, b in tiles["pairs"])),
+            tuple((f"{a}-{b - 1}", *(f"{e:.2%}" for e in errors))
+                  for (a, b), errors in zip(tiles["rows"], verify["ir_drop_tile_error_rel"]))))
     figures = [Figure(run_dir / name, caption) for name, caption in (
         ("verify/history.png", "SPICE verification during training, epoch by epoch"),
         ("verify/raster_training.png", "SPICE vs model during training, the last verified epoch"))
         if (run_dir / name).is_file()]
     return Section("SPICE verification", "The trained device layer exported to circuits (programmed RRAM pairs and "
                    "neuron circuits), simulated in ngspice on test samples and compared with the training model.",
-                   (), (table,), tuple(figures))
+                   (), tuple(tables), tuple(figures))
 
 
 def _raster(run_dir: Path) -> list[Figure]:

@@ -15,6 +15,10 @@ Level tables map an integer level to (mean, spread) in level units (one unit = o
 in weight units): `UniformLevels` (ideal, optional uniform spread) now; `ConductanceLevels` from the means and
 spreads of the two conductances of a differential pair G+ - G- (siemens), e.g. from the RRAM surrogate, later.
 Both round-trip through `to_dict` / `level_table_from_dict` (JSON-safe).
+
+Read through an array: with `QuantizedLinear.array` set (an `ArrayReader`, e.g.
+`cosim.surrogates.crossbar_fit.ArrayRead`, the tiled crossbar with wire resistance), the layer's output is the
+array's read of the realised levels instead of the ideal product x @ w.T (IR-drop-aware training).
 """
 from __future__ import annotations
 
@@ -186,6 +190,15 @@ def integer_levels(
     return torch.clamp(q, -level, level).to(dtype), scale
 
 
+@runtime_checkable
+class ArrayReader(Protocol):
+    """The circuit a quantised layer's weights are read through in training."""
+
+    def read(self, x: torch.Tensor, levels: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """Layer output [..., out], weight units times inputs, for inputs `x` [..., in] through realised weight
+        levels `levels` [out, in] (level units, differentiable) of `step` weight units each."""
+
+
 class QuantizedLinear(nn.Linear):
     """nn.Linear whose weights are drawn from b-bit levels on every call (see the module docstring).
 
@@ -194,10 +207,11 @@ class QuantizedLinear(nn.Linear):
         bits: 3 default; None for plain float weights (then level_table must be None).
         bias: a float (never quantised) bias; off by default.
         level_table: mapping of the integer levels to realised weights; default `UniformLevels(bits)`.
+        array: the circuit the realised levels are read through (`ArrayReader`); None: the ideal product.
     """
 
     def __init__(self, in_features: int, out_features: int, bits: int | None = 3, bias: bool = False,
-                 level_table: LevelTable | None = None, device=None, dtype=None):
+                 level_table: LevelTable | None = None, array: ArrayReader | None = None, device=None, dtype=None):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         if bits is None:
             if level_table is not None:
@@ -207,8 +221,11 @@ class QuantizedLinear(nn.Linear):
         elif level_table.max_level != max_level(bits):
             raise ValueError(f"QuantizedLinear: {bits} bits have levels +-{max_level(bits)}, the level table "
                              f"has +-{level_table.max_level}")
+        if array is not None and bits is None:
+            raise ValueError("QuantizedLinear: an array reads weight levels; float weights (bits=None) have none")
         self.bits = bits
         self.level_table = level_table
+        self.array = array
 
     def sample_weight(self) -> torch.Tensor:
         """The weights of one call: a fresh stochastic draw (straight-through to `weight`), or `weight` if float."""
@@ -217,7 +234,11 @@ class QuantizedLinear(nn.Linear):
         return quantize(self.weight, self.level_table)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.sample_weight(), self.bias)
+        if self.array is None:
+            return F.linear(x, self.sample_weight(), self.bias)
+        _, step = self.integer_levels()
+        out = self.array.read(x, self.sample_weight() / step, step)
+        return out if self.bias is None else out + self.bias
 
     def integer_levels(self, stochastic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(integer levels [out, in], weight step) of the current weights; nearest rounding unless stochastic."""
@@ -233,4 +254,4 @@ class QuantizedLinear(nn.Linear):
                 "bias": None if self.bias is None else self.bias.detach().tolist()}
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", bits={self.bits}, level_table={self.level_table}"
+        return super().extra_repr() + f", bits={self.bits}, level_table={self.level_table}, array={self.array}"

@@ -142,6 +142,18 @@ class ModelConfig:
     """Device card of the synapse device (`cosim calibrate rram` writes one for RRAM): programming (the level table
     of synapse_levels = "programmed" and verification's write-verify population) and the crossbar read law use the
     calibrated device. A path; empty: the default device."""
+    r_wire: float = 0.0
+    """Wire resistance per segment of the device layer's crossbar, ohm (0: ideal wires): the array as built, cut
+    into tiles of `tile_rows` x `tile_cols` (`cosim.devices.crossbar.TileConfig`). SPICE verification builds this
+    array (README "Arrays as built": 1 ohm per segment for the 40 nm node)."""
+    tile_rows: int = 32
+    """Most inputs per crossbar tile of the device layer (0: one tile spans all rows)."""
+    tile_cols: int = 16
+    """Most differential pairs (outputs) per crossbar tile of the device layer (0: one tile spans all)."""
+    ir_drop: bool = False
+    """Train the device-layer synapses through the array's per-tile first-order IR-drop model
+    (`cosim.surrogates.crossbar_fit.tiled_differential_conductance`) instead of the ideal dot product: needs
+    model.bits = 3 or 4 and r_wire > 0."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +238,8 @@ MAX_SYNTHETIC_PER_CLASS = 10_000
 MIN_EVENT_BIN = 5e-4
 """Finest data.event_bin, s: the event times are interpolated between 25 ms frames, so finer bins only add steps
 (at 0.5 ms the published 1.3 s make 2601 steps, 1.35 GB of inputs)."""
+MAX_R_WIRE = 100.0
+"""Largest model.r_wire, ohm per segment: 100x the 40 nm figure of README "Arrays as built"."""
 MAX_LR = 1.0
 """Largest learning rate: Adamax moves each weight by up to lr per update, so beyond 1 nothing is learnt (and
 beyond 3.4e38 torch cannot even apply it)."""
@@ -377,6 +391,13 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if m.synapse_levels == "programmed" and m.bits not in (3, 4):
         problems.append(f"model.synapse_levels = \"programmed\" needs model.bits = 3 or 4 (a differential pair of "
                         f"8-level devices), got {m.bits}")
+    if not (math.isfinite(m.r_wire) and 0 <= m.r_wire <= MAX_R_WIRE) or m.tile_rows < 0 or m.tile_cols < 0:
+        problems.append(f"model.r_wire must be in [0, {MAX_R_WIRE:g}] ohm per segment and model.tile_rows, "
+                        f"model.tile_cols >= 0 (0: no tiling); got {m.r_wire}, {m.tile_rows}, {m.tile_cols}")
+    if m.ir_drop and (m.r_wire == 0 or m.bits not in (3, 4) or m.neuron == "lif"):
+        problems.append(f"model.ir_drop = true trains through the crossbar's IR drop: it needs model.r_wire > 0 "
+                        f"(got {m.r_wire}), model.bits = 3 or 4 (got {m.bits}) and device neurons (got "
+                        f"{m.neuron!r})")
     if not 2 <= m.synapse_devices <= 4096:
         problems.append(f"model.synapse_devices must be in [2, 4096], got {m.synapse_devices}")
     if m.surrogate_file and m.neuron == "lif":
