@@ -1,0 +1,359 @@
+"""SPICE at the scale of real arrays (issue 16): simulator options, the full-size crossbar, the JSB test split.
+
+Parts (``--part``, repeatable; each writes only its own keys into benchmarks/results/spice_scale.json, keeping
+the others, and appends its table under "## SPICE at scale" in benchmarks/RESULTS.md with date, machine, command
+line and load average):
+
+- ``options``: which simulator settings keep today's ngspice results. Case: the first `--option-cols` columns of
+  the 256 x 27 crossbar of benchmarks/crossbar_sim.py (random 3-bit weights, rows spiking with probability 0.1
+  per 1 ms step, default FeLIF neurons with the 8-domain FeCap), `--steps` coarse steps. Reference: today's
+  path, ngspice with the linear read model, all columns in one netlist, default tolerances and the neurons'
+  5 us maximum step. Each setting (simulator, read model, columns per job, maximum step, reltol, vntol) is timed
+  (wall time of `run_many` on `--jobs` processes, and the summed simulator time) and compared with the
+  reference: spike-count agreement (1 - sum over neurons |n - n_ref| / sum n_ref) and the error of the paired
+  spike times (`cosim.surrogates.traces.pair_spikes`). Key ``options``.
+- ``crossbar``: the goal run: 256 x 27 pairs + 27 FeLIF neurons (8-domain), `--steps` ms, sinh read, ideal wires
+  (wire resistance is added by the tiled-array part of issue 16, not here), on the chosen defaults (VACASK, one
+  column per job, `cosim.verify.export.HardwareConfig`'s options) over `--jobs` processes; against today's path
+  (ngspice, linear read, one netlist) over the first `--baseline-steps` steps, scaled linearly to `--steps` when
+  shorter (stated in the JSON as ``baseline_scaled_from_s``). Keys ``crossbar_s`` (wall time, s),
+  ``crossbar_speedup`` (baseline wall time for the same simulated time / crossbar_s) and ``crossbar`` (details,
+  with the spike agreement of the two on the baseline window).
+- ``jsb``: a trained music run (`--run`, default runs/main) verified in SPICE on the whole JSB test split (the
+  run's own test subset set aside) with the 8-domain neurons (`cosim.verify.runner.verify_model`), full chorales;
+  `--samples` fewer than the split: that many chorales spread over it, the split's time scaled from them by its
+  steps. Keys ``jsb_test_verify_s``, ``jsb_test_agreement`` and ``jsb`` (details, with the CPU time).
+
+    .venv/bin/python benchmarks/spice_scale.py --part options [--steps 100] [--option-cols 4]
+    .venv/bin/python benchmarks/spice_scale.py --part crossbar [--steps 100] [--baseline-steps 10]
+    .venv/bin/python benchmarks/spice_scale.py --part jsb [--run runs/main] [--samples 77]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from cosim.devices.crossbar import Crossbar, CrossbarConfig, felif_bank
+from cosim.devices.felif import VACASK_MAX_STEP, FeLIFCircuitParameters, spike_times
+from cosim.devices.plugins import NeuronBank
+from cosim.devices.rram import LevelMapping
+from cosim.spice import SimError, run_many
+from cosim.surrogates.traces import pair_spikes
+from cosim.verify.export import HardwareConfig
+
+HERE = Path(__file__).resolve().parent
+RESULTS_JSON = HERE / "results" / "spice_scale.json"
+SECTION = "## SPICE at scale"
+ROWS, COLS = 256, 27
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One way of simulating the crossbar with its neurons."""
+
+    label: str
+    """Name in the table."""
+    simulator: str = "vacask"
+    """"vacask" or "ngspice"."""
+    read_model: str = "sinh"
+    """Crossbar read model ("linear" or "sinh")."""
+    columns_per_job: int = 1
+    """Columns (neurons) per job, 0: all in one netlist."""
+    max_step: float = 5e-6
+    """Largest time step, s."""
+    options: tuple[tuple[str, float], ...] = ()
+    """Simulator options (`SimJob.options`)."""
+
+
+REFERENCE = Setting("ngspice, linear, one netlist (today)", "ngspice", "linear", 0)
+"""Today's path: what the issue's 449 s were measured on."""
+
+
+def case(steps: int, seed: int = 0, rate: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """benchmarks/crossbar_sim.py's case: weights [256, 27] (levels -3..3) and input spikes [steps, 256]."""
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(-3, 4, size=(ROWS, COLS))
+    spikes = (rng.random((max(steps, 100), ROWS)) < rate).astype(int)
+    return weights, spikes[:steps]
+
+
+def simulate(setting: Setting, weights: np.ndarray, spikes: np.ndarray, n_jobs: int,
+             name: str) -> dict[str, Any]:
+    """Run `spikes` through the crossbar of `weights` into default 8-domain FeLIF neurons with `setting`.
+
+    Returns wall time (s), CPU time of the worker processes and their simulators (s; robust to other load on a
+    shared machine), summed simulator wall time (s), time points and the spike times (s) of every neuron."""
+    neuron = FeLIFCircuitParameters()
+    bank: NeuronBank = dataclasses.replace(felif_bank(neuron), max_step=setting.max_step,
+                                           vacask_max_step=setting.max_step)
+    crossbar = Crossbar.from_weights(weights, LevelMapping(), CrossbarConfig(read_model=setting.read_model))
+    jobs = crossbar.column_jobs(spikes, bank, setting.columns_per_job, name=name, simulator=setting.simulator,
+                                options=setting.options, membrane=False)
+    start, cpu = time.perf_counter(), children_cpu_s()
+    results = run_many([job for job, _ in jobs], n_jobs=n_jobs, progress=False)
+    wall, cpu = time.perf_counter() - start, children_cpu_s() - cpu
+    trains: list[np.ndarray] = []
+    sim_s, points = 0.0, 0
+    for (_, columns), result in zip(jobs, results):
+        if isinstance(result, SimError):
+            raise result
+        sim_s += float(result.provenance["wall_s"])
+        points += int(result.x.size)
+        trains += [spike_times(result.x, result[f"v({bank.node('spk', k)})"], neuron.v_spk)
+                   for k in range(len(columns))]
+    return {"wall_s": wall, "cpu_s": cpu, "simulator_s": sim_s, "timepoints": points, "jobs": len(jobs),
+            "spikes": trains}
+
+
+def children_cpu_s() -> float:
+    """User + system CPU time of this process's child processes, s: the worker processes (which the engine keeps
+    for the next sweep: psutil reads them) with the simulators they ran, and those that have exited."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = usage.ru_utime + usage.ru_stime
+    for child in psutil.Process().children():
+        try:
+            t = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def agreement(reference: list[np.ndarray], other: list[np.ndarray], dt: float, until: float | None = None) -> dict:
+    """Spike-count agreement and paired spike-time errors of `other` against `reference` (per neuron spike
+    times, s), over spikes before `until` (s; None: all)."""
+    mismatch, total, errors = 0, 0, []
+    for ref, oth in zip(reference, other):
+        if until is not None:
+            ref, oth = ref[ref < until], oth[oth < until]
+        mismatch += abs(len(oth) - len(ref))
+        total += len(ref)
+        i, j = pair_spikes(ref, oth, dt)
+        errors.append(np.abs(oth[j] - ref[i]))
+    err = np.concatenate(errors) if errors else np.zeros(0)
+    return {"spikes_reference": total, "spikes": int(sum(len(o if until is None else o[o < until]) for o in other)),
+            "spike_count_agreement": 1.0 - mismatch / max(total, 1),
+            "spike_time_error_max_s": float(err.max()) if err.size else 0.0,
+            "spike_time_error_p99_s": float(np.percentile(err, 99)) if err.size else 0.0,
+            "spike_time_error_median_s": float(np.median(err)) if err.size else 0.0,
+            "paired": int(err.size)}
+
+
+def option_settings(defaults: HardwareConfig) -> list[Setting]:
+    """The settings the options part compares (the reference first)."""
+    return [
+        REFERENCE,
+        Setting("ngspice, linear, 1 column/job", "ngspice", "linear", 1),
+        Setting("ngspice, sinh, 1 column/job", "ngspice", "sinh", 1),
+        Setting("VACASK, linear, one netlist", "vacask", "linear", 0),
+        Setting("VACASK, linear, 1 column/job", "vacask", "linear", 1),
+        Setting("VACASK, sinh, one netlist", "vacask", "sinh", 0),
+        Setting("VACASK, sinh, 1 column/job", "vacask", "sinh", 1),
+        Setting("VACASK, sinh, 1 column/job, max step 10 us", "vacask", "sinh", 1, 10e-6),
+        Setting("VACASK, sinh, 1 column/job, max step 20 us", "vacask", "sinh", 1, 20e-6),
+        Setting("VACASK, sinh, 1 column/job, max step 50 us", "vacask", "sinh", 1, 50e-6),
+        Setting("VACASK, sinh, 2 columns/job, max step 20 us", "vacask", "sinh", 2, 20e-6),
+        Setting("VACASK, sinh, one netlist, max step 20 us", "vacask", "sinh", 0, 20e-6),
+        Setting("VACASK, sinh, 1 column/job, reltol 1e-4", "vacask", "sinh", 1, options=(("reltol", 1e-4),)),
+        Setting("VACASK, sinh, 1 column/job, reltol 1e-2", "vacask", "sinh", 1, options=(("reltol", 1e-2),)),
+        Setting("VACASK, sinh, 1 column/job, vntol 1e-4", "vacask", "sinh", 1, options=(("vntol", 1e-4),)),
+        Setting("VACASK, sinh, HardwareConfig defaults", "vacask", "sinh", defaults.columns_per_job,
+                defaults.max_step or VACASK_MAX_STEP, defaults.options),
+    ]
+
+
+def part_options(args: argparse.Namespace) -> tuple[dict, str]:
+    weights, spikes = case(args.steps, args.seed)
+    weights = weights[:, :args.option_cols]
+    dt = CrossbarConfig().dt
+    rows = []
+    reference = None
+    for setting in option_settings(HardwareConfig()):
+        run = simulate(setting, weights, spikes, args.jobs, f"options-{len(rows)}")
+        reference = reference or run
+        rows.append({**dataclasses.asdict(setting), **{k: v for k, v in run.items() if k != "spikes"},
+                     **agreement(reference["spikes"], run["spikes"], dt)})
+        print(f"{setting.label}: {run['wall_s']:.1f} s, {rows[-1]['spike_count_agreement']:.4f}, "
+              f"max {rows[-1]['spike_time_error_max_s'] * 1e6:.2f} us", flush=True)
+    options = {"steps": args.steps, "rows": ROWS, "cols": args.option_cols, "jobs": args.jobs, "settings": rows}
+    return {"options": options}, options_text(options)
+
+
+def options_text(options: dict) -> str:
+    """The options part's table (RESULTS.md) of its JSON entry."""
+    def cell(row: dict, key: str) -> str:
+        return f"{row[key]:.1f}" if key in row else "-"
+
+    table = [f"| {r['label']} | {r['wall_s']:.1f} | {cell(r, 'cpu_s')} | {r['simulator_s']:.1f} | "
+             f"{r['timepoints']} | {r['spikes']} | {r['spike_count_agreement']:.4f} | "
+             f"{r['spike_time_error_median_s'] * 1e6:.2f} | {r['spike_time_error_p99_s'] * 1e6:.2f} | "
+             f"{r['spike_time_error_max_s'] * 1e6:.2f} |" for r in options["settings"]]
+    return (f"Simulator settings, {ROWS} x {options['cols']} pairs (the first columns of the 256 x 27 case) into "
+            f"{options['cols']} FeLIF neurons (8 domains), {options['steps']} ms, ideal wires, {options['jobs']} "
+            "processes; reference: the first row (today's path). Goal: spike counts within 1 %, spike times "
+            "within 10 us (1 % of the 1 ms step). Wall and CPU time of the whole setting, simulator s: the jobs' "
+            "own wall times summed.\n\n"
+            "| setting | wall s | CPU s | simulator s | time points | spikes | count agreement | median dt us | "
+            "p99 dt us | max dt us |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+            + "\n".join(table))
+
+
+def part_crossbar(args: argparse.Namespace) -> tuple[dict, str]:
+    weights, spikes = case(args.steps, args.seed)
+    hw = HardwareConfig()
+    dt = CrossbarConfig().dt
+    columns = hw.columns_per_job if args.columns_per_job is None else args.columns_per_job
+    goal = Setting("VACASK, sinh, defaults", "vacask", "sinh", columns, hw.max_step or VACASK_MAX_STEP, hw.options)
+    fast = simulate(goal, weights, spikes, args.jobs, "crossbar-goal")
+    print(f"goal: {fast['wall_s']:.1f} s", flush=True)
+    base_steps = min(args.baseline_steps, args.steps)
+    base = simulate(REFERENCE, weights, spikes[:base_steps], args.jobs, "crossbar-baseline")
+    print(f"baseline {base_steps} steps: {base['wall_s']:.1f} s", flush=True)
+    scale = args.steps / base_steps
+    baseline_s = base["wall_s"] * scale
+    match = agreement(base["spikes"], fast["spikes"], dt, until=base_steps * dt)
+    baseline_cpu_s = base["cpu_s"] * scale
+    out = {"crossbar_s": fast["wall_s"], "crossbar_speedup": baseline_s / fast["wall_s"],
+           "crossbar": {"rows": ROWS, "cols": COLS, "steps": args.steps, "simulated_s": args.steps * dt,
+                        "jobs": args.jobs, "setting": dataclasses.asdict(goal), "r_wire": 0.0,
+                        "wall_s": fast["wall_s"], "cpu_s": fast["cpu_s"], "simulator_s": fast["simulator_s"],
+                        "cpu_speedup": baseline_cpu_s / fast["cpu_s"], "baseline_cpu_s": baseline_cpu_s,
+                        "timepoints": fast["timepoints"], "spikes": int(sum(len(s) for s in fast["spikes"])),
+                        "baseline": {**dataclasses.asdict(REFERENCE), "steps": base_steps, "wall_s": base["wall_s"],
+                                     "cpu_s": base["cpu_s"],
+                                     "simulator_s": base["simulator_s"], "timepoints": base["timepoints"]},
+                        "baseline_s": baseline_s, "baseline_scaled_from_s": base_steps * dt,
+                        "agreement_on_baseline_window": match,
+                        "note": "ideal wires; wire resistance (tiled array) is another part of issue 16"}}
+    text = (f"Goal run: {ROWS} x {COLS} pairs + {COLS} FeLIF neurons (8 domains), {args.steps} ms, sinh read, "
+            f"ideal wires (wire resistance: later part), {goal.label} ({columns} column(s)/job, max step "
+            f"{goal.max_step * 1e6:g} us), "
+            f"{args.jobs} processes: **{fast['wall_s']:.1f} s** wall, {fast['cpu_s']:.1f} s CPU. Baseline "
+            f"(ngspice, linear read, one netlist) over {base_steps} ms: {base['wall_s']:.1f} s wall, "
+            f"{base['cpu_s']:.1f} s CPU" + (f", scaled x{scale:g} to {baseline_s:.0f} s" if scale != 1 else "")
+            + f". Speed-up **{baseline_s / fast['wall_s']:.1f}x** in wall time, "
+            f"{baseline_cpu_s / fast['cpu_s']:.1f}x in CPU time. Agreement over the baseline window: "
+            f"spike counts {match['spike_count_agreement']:.4f} ({match['spikes']} vs {match['spikes_reference']}), "
+            f"spike times max {match['spike_time_error_max_s'] * 1e6:.2f} us, "
+            f"median {match['spike_time_error_median_s'] * 1e6:.2f} us.")
+    return out, text
+
+
+def part_jsb(args: argparse.Namespace) -> tuple[dict, str]:
+    from cosim.train.config import VerifyConfig
+    from cosim.train.models import fitted_surrogate
+    from cosim.train.tasks import make_task
+    from cosim.verify.runner import load_run, verify_model
+
+    cfg, model, _, checkpoint = load_run(args.run)
+    task = make_task(dataclasses.replace(cfg.data, test_subset=0))  # the whole test split, whatever the run used
+    n_test = len(task.splits["test"])
+    samples = min(args.samples, n_test)
+    hw = HardwareConfig(neuron_options={"n_domains": 8}, seed=args.seed, **(
+        {} if args.columns_per_job is None else {"columns_per_job": args.columns_per_job}))
+    vcfg = VerifyConfig(samples=samples, cpu_budget_s=args.budget, max_steps=0, tolerance=cfg.verify.tolerance)
+    start, cpu = time.perf_counter(), children_cpu_s()
+    summary, _ = verify_model(model, task, vcfg, hw, args.run / "verify", n_jobs=args.jobs, progress=False,
+                              fitted=fitted_surrogate(cfg.model))
+    wall, cpu = time.perf_counter() - start, children_cpu_s() - cpu
+    done = summary["samples"]
+    details = {k: summary[k] for k in ("samples", "prediction_agreement", "frame_agreement",
+                                       "spike_count_agreement", "spike_time_error_s", "simulation_cpu_s",
+                                       "simulator", "steps") if k in summary}
+    details |= {"run": str(args.run), "checkpoint": str(checkpoint), "test_chorales": n_test,
+                "samples_requested": samples, "wall_s": wall, "cpu_s": cpu, "hardware": dataclasses.asdict(hw),
+                "extrapolated_to_split": done < n_test}
+    # The whole split, from the chorales simulated (each chorale's time grows with its length in steps).
+    split_steps = sum(len(task.splits["test"][i].inputs) for i in range(n_test))
+    scale = split_steps / max(1, sum(summary["steps"]))
+    out = {"jsb_test_verify_s": wall * scale, "jsb_test_agreement": summary["prediction_agreement"], "jsb": details}
+    details["split_steps"], details["scale_to_split"] = split_steps, scale
+    details["split_cpu_s"] = cpu * scale  # on an otherwise idle machine the wall time is about this / --jobs
+    text = (f"JSB test split in SPICE: {args.run} ({checkpoint.name}), {done} of {n_test} test chorales "
+            f"({sum(summary['steps'])} of {split_steps} steps), 8-domain neurons, {summary.get('simulator')}, "
+            f"{hw.columns_per_job} column(s)/job, max step {(hw.max_step or VACASK_MAX_STEP) * 1e6:g} us, "
+            f"{args.jobs} processes: "
+            f"{wall:.0f} s wall, {cpu:.0f} s CPU"
+            + (f"; the whole split scaled by its steps (x{scale:.2f}): **{wall * scale:.0f} s** wall, "
+               f"{cpu * scale:.0f} s CPU" if scale != 1 else "")
+            + f". Prediction agreement **{summary['prediction_agreement']:.4f}** (frames "
+            f"{summary.get('frame_agreement', float('nan')):.4f}, spike counts "
+            f"{summary['spike_count_agreement']:.4f}).")
+    return out, text
+
+
+PARTS = {"options": part_options, "crossbar": part_crossbar, "jsb": part_jsb}
+
+
+def merge_json(keys: dict, stamp: str) -> None:
+    """Write `keys` into spice_scale.json, keeping the keys other parts wrote."""
+    report = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    report.update(keys)
+    report.setdefault("written", {}).update({key: stamp for key in keys})
+    RESULTS_JSON.parent.mkdir(exist_ok=True)
+    RESULTS_JSON.write_text(json.dumps(report, indent=2, default=float))
+
+
+def append_results(text: str) -> None:
+    """Add `text` at the end of this benchmark's section of RESULTS.md (the section is created if missing)."""
+    path = HERE / "RESULTS.md"
+    content = path.read_text() if path.exists() else ""
+    if SECTION not in content:
+        path.write_text(content.rstrip("\n") + f"\n\n{SECTION}\n\n{text}\n")
+        return
+    start = content.index(SECTION) + len(SECTION)
+    following = content.find("\n## ", start)
+    end = len(content) if following < 0 else following
+    path.write_text(content[:end].rstrip("\n") + f"\n\n{text}\n" + content[end:])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", action="append", choices=sorted(PARTS), required=True)
+    parser.add_argument("--steps", type=int, default=100, help="coarse steps (1 ms) of the crossbar runs")
+    parser.add_argument("--baseline-steps", type=int, default=10, help="steps of the ngspice baseline (scaled)")
+    parser.add_argument("--option-cols", type=int, default=4, help="columns of the options part's case")
+    parser.add_argument("--jobs", type=int, default=2, help="simulations at once")
+    parser.add_argument("--columns-per-job", type=int,
+                        help="crossbar part: columns per job (default: HardwareConfig's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", type=Path, default=Path("runs/main"), help="trained music run (jsb part)")
+    parser.add_argument("--samples", type=int, default=77,
+                        help="test chorales (jsb part; fewer: the split's time is scaled from them by steps)")
+    parser.add_argument("--budget", type=float, default=1e6, help="simulation CPU budget, s (jsb part)")
+    parser.add_argument("--dry-run", action="store_true", help="print only; RESULTS.md and JSON untouched")
+    args = parser.parse_args(argv)
+    report = {}
+    for part in args.part:
+        load_before = os.getloadavg()[0]
+        keys, text = PARTS[part](args)
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        header = (f"### {part}: {stamp}, `{platform.node()}`, {os.cpu_count()} CPUs\n\nCommand: `python "
+                  f"{' '.join(['benchmarks/spice_scale.py', *sys.argv[1:]])}`. Load average before/after: "
+                  f"{load_before:.1f}/{os.getloadavg()[0]:.1f} (shared machine).\n\n")
+        for value in keys.values():
+            if isinstance(value, dict):
+                value.update({"load_before": load_before, "load_after": os.getloadavg()[0], "date": stamp,
+                              "machine": platform.node(), "cpus": os.cpu_count()})
+        print(header + text)
+        if not args.dry_run:
+            merge_json(keys, stamp)
+            append_results(header + text)
+        report.update(keys)
+    return report
+
+
+if __name__ == "__main__":
+    main()
