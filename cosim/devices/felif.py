@@ -104,6 +104,10 @@ C_CTRL = 1e-12
 """Capacitance of the controller's state nodes (latch, timer, edge counter), F: their currents stay A-sized."""
 NEURON_MAX_STEP = 5e-6
 """Largest time step of neuron transients, s: locates the threshold crossing to well within 1 %."""
+VACASK_MAX_STEP = 20e-6
+"""Largest time step of neuron transients on VACASK, s: against ngspice at NEURON_MAX_STEP, a 256 x 4 crossbar into
+4 neurons over 100 ms keeps every spike and its time within 4.3 us (1 % of a 1 ms step is 10 us) in half the time
+points (benchmarks/RESULTS.md, "SPICE at scale")."""
 CONTROLLER_VA = MODELS_DIR / "felif_ctrl.va"
 """Verilog-A of the neuron's periphery (membrane parasitics, protection, latch, reset switch, spike output)."""
 THERMAL_VOLTAGE = 1.380649e-23 * 300.15 / 1.602176634e-19
@@ -417,6 +421,19 @@ def neuron_element(name: str, in_node: str, spk_node: str, params: FeLIFCircuitP
     return SubcircuitInstance(name, (in_node, spk_node), params.subcircuit, params.subcircuit_parameters())
 
 
+def neuron_bank(circuits: Sequence[FeLIFCircuitParameters], max_step: float = NEURON_MAX_STEP,
+                vacask_max_step: float = VACASK_MAX_STEP) -> NeuronBank:
+    """Neurons of one domain count as a `NeuronBank` (one parameter set each, or one shared), for ngspice and
+    VACASK: ports ``in`` (membrane) and ``spk`` (spike output, v_spk while resetting), gear integration,
+    largest time step `max_step` (s; `vacask_max_step` on VACASK)."""
+    first = circuits[0]
+    vacask = circuit_files(first, "vacask")
+    return NeuronBank(first.subcircuit, circuit_files(first, "ngspice")["includes"], ("in", "spk"),
+                      tuple(c.subcircuit_parameters() for c in circuits), max_step=max_step, method="gear",
+                      spike_port="spk", spike_level=0.5 * first.v_spk, vacask_libraries=vacask["includes"],
+                      verilog_a=vacask["verilog_a"], vacask_max_step=vacask_max_step)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Testbench: a constant input current from V = 0, P = p0 P_s (default -P_s)
 
@@ -696,11 +713,9 @@ class FeLIFDevice:
                          else FeCapParameters(params, n_domains, sigma_ea=own.sigma_ea))
                 circuit = self.circuit.replace(fecap=fecap, t_clk=dt)
             circuits.append(circuit.validate())
-        first = neuron_element("n", "in", "spk", circuits[0])
-        return NeuronBank(first.subcircuit, circuit_files(circuits[0], "ngspice")["includes"], ("in", "spk"),
-                          tuple(c.subcircuit_parameters() for c in circuits),
-                          max_step=options.get("max_step", NEURON_MAX_STEP), method="gear", spike_port="spk",
-                          spike_level=0.5 * circuits[0].v_spk)
+        if "max_step" in options:  # the step asked for, on either simulator
+            return neuron_bank(circuits, options["max_step"], options["max_step"])
+        return neuron_bank(circuits)
 
     def reference(self, layer: FeLIFLayer, currents: np.ndarray, dt: float,
                   sample_every: float) -> list[NeuronResponse]:

@@ -28,7 +28,11 @@ A synapse device (`SynapseDevice`) gives
                                    table that training can use and the population verification draws from;
   ``read_card(ref, a, b, conductance, v_read)`` an ngspice card of one programmed device in a crossbar read
                                    (the device's own read law at the state of chord conductance `conductance`,
-                                   S, at v_read), with ``read_libraries`` the files it needs.
+                                   S, at v_read), with ``read_libraries`` the files it needs;
+  optionally ``read_card_vacask(ref, a, b, conductance, v_read)``, the same device as a VACASK card, with
+                                   ``read_verilog_a`` (Verilog-A sources) and ``read_vacask_preamble`` (model
+                                   statements) it needs: without it a crossbar with the device's own read law runs
+                                   on ngspice only (`cosim.devices.crossbar.Crossbar.vacask_ready`).
 
 A device built from a device card (a calibrated device, `cosim.devices.card`) also gives
   ``card_kind``                    the kind of card it takes ("fecap", "rram");
@@ -85,12 +89,19 @@ class NeuronBank:
     """Instance parameters of each neuron; a single entry is shared by every column."""
     max_step: float | None = None
     """Largest time step the neuron needs in a transient, s (None: no limit)."""
+    vacask_max_step: float | None = None
+    """Largest time step on VACASK where it differs from `max_step`, s (None: `max_step`)."""
     method: Literal["trap", "gear"] | None = None
     """Integration method the neuron needs (None: the simulator's default)."""
     spike_port: str = ""
     """Port whose voltage rises when the neuron spikes ("" if the neuron has no spike output)."""
     spike_level: float = 0.5
     """Voltage of `spike_port` above which the neuron is spiking, V (a spike is an upward crossing)."""
+    vacask_libraries: tuple[str, ...] = ()
+    """VACASK netlist files that define the same subcircuit (same name, ports and parameters); empty: the neuron
+    runs on ngspice only."""
+    verilog_a: tuple[str, ...] = ()
+    """Verilog-A sources the VACASK subcircuit instantiates (compiled by OpenVAF before the run)."""
 
     def __post_init__(self) -> None:
         if "in" not in self.ports:
@@ -114,12 +125,25 @@ class NeuronBank:
             return self
         return dataclasses.replace(self, params=tuple(self.params[j] for j in columns))
 
-    def cards(self, n: int) -> list[str]:
-        """Instance cards of n neurons, ``Xn<j>``."""
+    def step_for(self, simulator: str) -> float | None:
+        """Largest time step the neuron needs on `simulator`, s (None: no limit)."""
+        return self.vacask_max_step if simulator == "vacask" and self.vacask_max_step else self.max_step
+
+    def supports(self, simulator: str) -> bool:
+        """Whether the bank has a circuit for `simulator` ("ngspice" always; "vacask" with `vacask_libraries`)."""
+        return simulator == "ngspice" or (simulator == "vacask" and bool(self.vacask_libraries))
+
+    def cards(self, n: int, simulator: str = "ngspice") -> list[str]:
+        """Instance cards of n neurons, ``Xn<j>``, in the netlist dialect of `simulator`."""
+        if not self.supports(simulator):
+            raise PluginError(f"NeuronBank {self.subckt}: no {simulator} circuit (vacask_libraries is empty); "
+                              "simulate it with ngspice")
         cards = []
         for j in range(n):
             assignments = " ".join(f"{k}={number(v)}" for k, v in self.neuron_params(j))
-            cards.append(f"Xn{j} {' '.join(self.node(p, j) for p in self.ports)} {self.subckt} {assignments}".rstrip())
+            nodes = " ".join(self.node(p, j) for p in self.ports)
+            nodes = nodes if simulator == "ngspice" else f"({nodes})"
+            cards.append(f"Xn{j} {nodes} {self.subckt} {assignments}".rstrip())
         return cards
 
 

@@ -87,6 +87,8 @@ MODEL_VA = REPO_ROOT / "models" / "rram.va"
 """Verilog-A source of the model (module `rram`)."""
 NETLIST_LIB = REPO_ROOT / "netlists" / "rram.lib"
 """ngspice subcircuits `rram` (full model) and `rram_read` (fixed-state read model)."""
+READ_VA = REPO_ROOT / "models" / "rram_read.va"
+"""Verilog-A source of the fixed-state read model (module `rram_read`, the VACASK side of `rram_read`)."""
 
 Simulator = Literal["ngspice", "vacask"]
 
@@ -424,10 +426,19 @@ class RRAMDevice:
         return program_levels(n_devices, seed, mapping, self.params, self.variability, self.write_verify,
                               progress=progress)
 
+    read_verilog_a = (str(READ_VA),)
+    read_vacask_preamble = ("model rram_read rram_read",)
+
     def read_card(self, ref: str, a: str, b: str, conductance: float, v_read: float) -> str:
+        return f"X{ref} {a} {b} rram_read {self._read_params(conductance, v_read)}"
+
+    def read_card_vacask(self, ref: str, a: str, b: str, conductance: float, v_read: float) -> str:
+        return f"X{ref} ({a} {b}) rram_read {self._read_params(conductance, v_read)}"
+
+    def _read_params(self, conductance: float, v_read: float) -> str:
         p = self.params
         gap = float(gap_for_conductance(conductance, v_read, p))
-        return f"X{ref} {a} {b} rram_read gap={gap:.9e} i0={number(p.i0)} g0={number(p.g0)} v0={number(p.v0)}"
+        return f"gap={gap:.9e} i0={number(p.i0)} g0={number(p.g0)} v0={number(p.v0)}"
 
 
 register_synapse(RRAMDevice())
