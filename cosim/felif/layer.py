@@ -86,8 +86,9 @@ class FeLIFLayer(nn.Module):
         guard: validity guard of a fitted surrogate (`cosim.surrogates`): counts the neuron-steps whose input
             current or state lies outside the fit's support; read `layer.guard.report()` after training.
         c2c_sigma: cycle-to-cycle variability, the relative standard deviation of the device parameters drawn
-            afresh for every neuron on every coarse step (0: off). Device-to-device variability is fixed per
-            instance: pass per-neuron parameter tensors (`cosim.felif.variability.device_to_device`).
+            afresh for every neuron on every coarse step (0: off; on, the method runs step by step, also "bruno").
+            Device-to-device variability is fixed per instance: pass per-neuron parameter tensors
+            (`cosim.felif.variability.device_to_device`).
     """
 
     def __init__(
