@@ -483,6 +483,10 @@ def bruno_vs_bptt(args: argparse.Namespace) -> dict[str, Any]:
     result = {"cell": "felif-3", "hyper": hyper, "data": DATA, "encoding": "rebuilt", "seed": 0,
               "subset": {"train": args.bvb_train, "test": args.bvb_test}, "batch_size": args.bvb_batch,
               "epochs": args.bvb_epochs, "threads": args.threads, "bptt_backend": "compiled", "methods": per,
+              "definitions": {"epoch_s": "wall time of one epoch: training on the subset and evaluating its test part",
+                              "peak_mem_bytes": "resident-memory high-water mark during that epoch above the resident "
+                                                "memory before it (whole network, optimiser, evaluation)",
+                              "setup_s": "first batch on a copy of the model: kernel build, BPTT graph compilation"},
               "time_fraction": statistics.median(per["bruno"]["epoch_s"]) / statistics.median(per["bptt"]["epoch_s"]),
               "memory_fraction": max(per["bruno"]["peak_mem_bytes"]) / max(1, max(per["bptt"]["peak_mem_bytes"])),
               "date": datetime.datetime.now().isoformat(timespec="seconds"), "command": args.command,
