@@ -22,7 +22,8 @@ line and load average):
 - ``jsb``: a trained music run (`--run`, default runs/main) verified in SPICE on the whole JSB test split (the
   run's own test subset set aside) with the 8-domain neurons (`cosim.verify.runner.verify_model`), full chorales;
   `--samples` fewer than the split: that many chorales spread over it, the split's time scaled from them by its
-  steps. Keys ``jsb_test_verify_s``, ``jsb_test_agreement`` and ``jsb`` (details, with the CPU time).
+  steps; `--store DIR` keeps the results as they come, so an interrupted run resumes. Keys
+  ``jsb_test_verify_s``, ``jsb_test_agreement`` and ``jsb`` (details, with the CPU time).
 
     .venv/bin/python benchmarks/spice_scale.py --part options [--steps 100] [--option-cols 4]
     .venv/bin/python benchmarks/spice_scale.py --part crossbar [--steps 100] [--baseline-steps 10]
@@ -266,7 +267,7 @@ def part_jsb(args: argparse.Namespace) -> tuple[dict, str]:
     vcfg = VerifyConfig(samples=samples, cpu_budget_s=args.budget, max_steps=0, tolerance=cfg.verify.tolerance)
     start, cpu = time.perf_counter(), children_cpu_s()
     summary, _ = verify_model(model, task, vcfg, hw, args.run / "verify", n_jobs=args.jobs, progress=False,
-                              fitted=fitted_surrogate(cfg.model))
+                              fitted=fitted_surrogate(cfg.model), store=args.store)
     wall, cpu = time.perf_counter() - start, children_cpu_s() - cpu
     done = summary["samples"]
     details = {k: summary[k] for k in ("samples", "prediction_agreement", "frame_agreement",
@@ -333,6 +334,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--samples", type=int, default=77,
                         help="test chorales (jsb part; fewer: the split's time is scaled from them by steps)")
     parser.add_argument("--budget", type=float, default=1e6, help="simulation CPU budget, s (jsb part)")
+    parser.add_argument("--store", type=Path, help="jsb part: folder keeping every SPICE result as it comes, so "
+                        "an interrupted run resumes (its time then counts only what was left)")
     parser.add_argument("--dry-run", action="store_true", help="print only; RESULTS.md and JSON untouched")
     args = parser.parse_args(argv)
     report = {}

@@ -116,3 +116,21 @@ def test_vacask_saves_only_the_requested_node_voltages_in_their_netlist_casing()
     # a branch current or an unknown node: VACASK saves everything, as before
     for outputs in (("v(out)", "i(v1)"), ("v(nowhere)",)):
         assert "save" not in render_netlist(dataclasses.replace(job, outputs=outputs))
+
+
+def test_rows_that_never_spike_are_left_out_with_ideal_wires_only():
+    weights, spikes = _case()
+    spikes[:, 8:] = 0  # half the inputs silent
+    bank = felif_bank(NEURON)
+    crossbar = Crossbar.from_weights(weights, LevelMapping(), CrossbarConfig(read_model="sinh"))
+    (job, columns), = crossbar.column_jobs(spikes, bank, 0, name="active", simulator="vacask")
+    assert job.circuit.netlist.count("rram_read gap=") == 8 * 2 * 3  # 8 active rows x 3 pairs
+    full = crossbar.tran_job(spikes, bank, job.outputs, step=job.analysis.step, simulator="vacask")
+    results = run_many([job, full], progress=False)
+    reduced, whole = _spikes(results[:1], [(job, columns)], bank), _spikes(results[1:], [(full, columns)], bank)
+    assert min(len(t) for t in whole) >= 2 and [len(t) for t in reduced] == [len(t) for t in whole]
+    for a, b in zip(reduced, whole):
+        assert np.max(np.abs(a - b)) < 1e-6
+    wired = Crossbar(crossbar.g_plus, crossbar.g_minus, CrossbarConfig(read_model="linear", r_wire=1.0))
+    (job, _), = wired.column_jobs(spikes, bank, 0, simulator="vacask")
+    assert job.circuit.netlist.count("cosim_resistor r=") >= 16 * 2 * 3  # every device kept: the wires carry drops
