@@ -156,44 +156,56 @@ class _Sequence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_spikes, grad_v, grad_p):
-        x, v0, p0, s0, spikes, v_all, p_all = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return (None,) * 7
-        params, cfg, scale = ctx.params, ctx.cfg, ctx.scale
-        steps = x.shape[0]
-        v_thr = torch.as_tensor(params.v_thr, dtype=v_all.dtype, device=v_all.device)
-        grad_x = torch.empty_like(x)
-        chunk = -(-steps // JACOBIAN_CHUNKS)
-        # d loss / d (V, P) after the reset of the step before the current one, through the later steps
-        later_v, later_p = torch.zeros_like(v0), torch.zeros_like(p0)
-        for start in range((steps - 1) // chunk * chunk, -1, -chunk):
-            end = min(start + chunk, steps)
-            before = slice(max(start - 1, 0), end - 1)  # the start states of steps start+1 .. end-1
-            v_in, p_in, s_in = (torch.cat([first[None], rest[before]]) if start == 0 else rest[before]
-                                for first, rest in ((v0, v_all), (p0, p_all), (s0.to(spikes.dtype), spikes)))
-            # the merge's backward: the coarse step's Jacobian, zero where the step resets
-            resets = s_in.to(torch.bool)
-            jac_v, jac_p = (tuple(None if j is None else j.masked_fill(resets, 0.0) for j in jac)
-                            for jac in _coarse_jacobians(v_in, p_in, x[start:end].to(v_all.dtype) * scale, params,
-                                                         cfg))
-            # what each step's outputs (spikes through the surrogate, V, P) receive directly
-            total_v, total_p = torch.zeros_like(v_in), torch.zeros_like(p_in)
-            if grad_spikes is not None:
-                total_v += grad_spikes[start:end].to(v_all.dtype) * surrogate_derivative(
-                    v_all[start:end], v_thr, cfg.surrogate, cfg.beta)
-            if grad_v is not None:
-                total_v += grad_v[start:end]
-            if grad_p is not None:
-                total_p += grad_p[start:end]
-            for k in range(end - start - 1, -1, -1):  # total d loss / d (V, P) after step start + k
-                total_v[k] += later_v
-                total_p[k] += later_p
-                later_v = _vjp(total_v[k], total_p[k], jac_v[0][k], jac_p[0][k])
-                later_p = _vjp(total_v[k], total_p[k], jac_v[1][k], jac_p[1][k])
-            jac_p_i = None if jac_p[2] is None else jac_p[2]
-            grad_i = total_v * jac_v[2] if jac_p_i is None else _vjp(total_v, total_p, jac_v[2], jac_p_i)
-            grad_x[start:end] = (grad_i * scale).to(x.dtype)
+        grad_x = sequence_vjp(*ctx.saved_tensors, grad_spikes, grad_v, grad_p, ctx.scale, ctx.params, ctx.cfg)
         return grad_x, None, None, None, None, None, None
+
+
+def sequence_vjp(
+    x: torch.Tensor, v0: torch.Tensor, p0: torch.Tensor, s0: torch.Tensor, spikes: torch.Tensor, v_all: torch.Tensor,
+    p_all: torch.Tensor, grad_spikes: torch.Tensor | None, grad_v: torch.Tensor | None, grad_p: torch.Tensor | None,
+    scale: float, params: FeLIFParameters, cfg: StepConfig,
+) -> torch.Tensor:
+    """d loss / d x of a sequence [T, batch, n] whose forward gave `spikes`, `v_all`, `p_all` (each step's state
+    after its reset) from the start state (v0, p0, s0): the reverse-time recursion of `bruno_step`'s graph (merge:
+    the guarded coarse step's Jacobian at each step's start state, zero where reset; spike: the surrogate
+    derivative at V; reset: no gradient). `grad_*` are the loss gradients of the three outputs (None: zero).
+    `bruno_sequence`'s backward pass; `cosim.verify.in_the_loop` calls it at states that came from SPICE."""
+    steps = x.shape[0]
+    v_thr = torch.as_tensor(params.v_thr, dtype=v_all.dtype, device=v_all.device)
+    grad_x = torch.empty_like(x)
+    chunk = -(-steps // JACOBIAN_CHUNKS)
+    # d loss / d (V, P) after the reset of the step before the current one, through the later steps
+    later_v, later_p = torch.zeros_like(v0), torch.zeros_like(p0)
+    for start in range((steps - 1) // chunk * chunk, -1, -chunk):
+        end = min(start + chunk, steps)
+        before = slice(max(start - 1, 0), end - 1)  # the start states of steps start+1 .. end-1
+        v_in, p_in, s_in = (torch.cat([first[None], rest[before]]) if start == 0 else rest[before]
+                            for first, rest in ((v0, v_all), (p0, p_all), (s0.to(spikes.dtype), spikes)))
+        # the merge's backward: the coarse step's Jacobian, zero where the step resets
+        resets = s_in.to(torch.bool)
+        jac_v, jac_p = (tuple(None if j is None else j.masked_fill(resets, 0.0) for j in jac)
+                        for jac in _coarse_jacobians(v_in, p_in, x[start:end].to(v_all.dtype) * scale, params,
+                                                     cfg))
+        # what each step's outputs (spikes through the surrogate, V, P) receive directly
+        total_v, total_p = torch.zeros_like(v_in), torch.zeros_like(p_in)
+        if grad_spikes is not None:
+            total_v += grad_spikes[start:end].to(v_all.dtype) * surrogate_derivative(
+                v_all[start:end], v_thr, cfg.surrogate, cfg.beta)
+        if grad_v is not None:
+            total_v += grad_v[start:end]
+        if grad_p is not None:
+            total_p += grad_p[start:end]
+        for k in range(end - start - 1, -1, -1):  # total d loss / d (V, P) after step start + k
+            total_v[k] += later_v
+            total_p[k] += later_p
+            later_v = _vjp(total_v[k], total_p[k], jac_v[0][k], jac_p[0][k])
+            later_p = _vjp(total_v[k], total_p[k], jac_v[1][k], jac_p[1][k])
+        jac_p_i = None if jac_p[2] is None else jac_p[2]
+        grad_i = total_v * jac_v[2] if jac_p_i is None else _vjp(total_v, total_p, jac_v[2], jac_p_i)
+        grad_x[start:end] = (grad_i * scale).to(x.dtype)
+    return grad_x
 
 
 def _vjp(g_v: torch.Tensor, g_p: torch.Tensor, d_v: torch.Tensor | None, d_p: torch.Tensor | None) -> torch.Tensor:
