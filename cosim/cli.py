@@ -207,6 +207,35 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from cosim.spice import SimError
+    from cosim.spice.sweep import connect
+    from cosim.train.config import ConfigError
+    from cosim.verify.export import HardwareConfig
+    from cosim.verify.in_the_loop import FINETUNE, RESULT, FinetuneConfig, finetune_run
+
+    scheduler = None
+    try:
+        if args.scheduler:
+            scheduler = connect(args.scheduler)
+        ft = FinetuneConfig(epochs=args.epochs, samples=args.samples, eval_samples=args.eval_samples,
+                            max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size)
+        hw = HardwareConfig(programming=args.programming, seed=args.seed,
+                            neuron_options={} if args.domains is None else {"n_domains": args.domains})
+        record = finetune_run(args.run_dir, ft, hw, args.checkpoint, args.jobs, scheduler)
+    except (ConfigError, OSError, ValueError, TypeError, RuntimeError, SimError) as err:
+        print(f"cosim finetune: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if scheduler is not None:
+            scheduler.close()
+    keys = ("spice_metric_before", "spice_metric_after", "model_metric", "metric", "gap_closed", "epochs", "seconds")
+    print(json.dumps({key: record[key] for key in keys}, indent=1))
+    print(f"cosim finetune: wrote {Path(args.run_dir) / FINETUNE / RESULT} and the fine-tuned checkpoints in "
+          f"{Path(args.run_dir) / FINETUNE / 'checkpoints'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cosim",
@@ -299,6 +328,26 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--allow-shell", action="store_true",
                           help="let .control sections run (they can run programs and write files)")
     simulate.set_defaults(func=_simulate)
+
+    finetune = sub.add_parser("finetune", help="SPICE-in-the-loop fine-tuning of a trained run: the device layer's "
+                                               "forward pass in SPICE, the gradient through the surrogate at the "
+                                               "SPICE states (RUN_DIR/finetune; resumes when run again)")
+    finetune.add_argument("run_dir", help="training run folder (3- or 4-bit synapses, FeLIF neurons)")
+    finetune.add_argument("--epochs", type=_count, default=2, help="fine-tuning epochs (default 2)")
+    finetune.add_argument("--samples", type=_count, default=16, help="training samples per epoch (default 16)")
+    finetune.add_argument("--eval-samples", type=_count, default=8,
+                          help="held-out test samples measured in SPICE before and after (default 8)")
+    finetune.add_argument("--max-steps", type=int, default=32, help="steps of each sample (0: all; default 32)")
+    finetune.add_argument("--lr", type=float, default=0.0, help="learning rate (default: the run's)")
+    finetune.add_argument("--batch-size", type=int, default=0, help="samples per update (default: the run's)")
+    finetune.add_argument("--checkpoint", help="checkpoint to start from (default: the newest)")
+    finetune.add_argument("--programming", choices=["monte_carlo", "ideal"], default="monte_carlo",
+                          help="devices drawn from the write-verify Monte Carlo (default) or exactly on target")
+    finetune.add_argument("--domains", type=int, help="FeLIF neurons: FeCap domains of the circuits (1 or 8)")
+    finetune.add_argument("--seed", type=int, default=0, help="seed of the programming draw (default 0)")
+    finetune.add_argument("--jobs", type=_count, help="simulations at once (default: the machine's cores)")
+    finetune.add_argument("--scheduler", help="Dask scheduler address (tcp://HOST:8786) to simulate on")
+    finetune.set_defaults(func=_finetune)
 
     from cosim.calibrate.commands import add_calibrate_parser  # argparse only: cheap
 
