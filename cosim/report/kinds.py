@@ -32,6 +32,7 @@ from cosim.report.outcomes import (
 )
 from cosim.train.checkpoint import read_metrics
 from cosim.train.config import SHIPPED, TrainConfig, differences, load_config, read_config, to_dict
+from cosim.train.refit import read_refits
 
 
 class ReportError(ValueError):
@@ -176,9 +177,21 @@ def _training_sections(run_dir: Path, cfg: TrainConfig, record: dict[str, Any], 
                            for b in record.get("baselines", []) for split, values in b["metrics"].items()))
     sections = [Section("Training, epoch by epoch", "The task's metrics after every epoch (definitions below), "
                         "the baselines they are judged against, and the spike rates.", (), (epochs, metrics, baseline))]
+    if refits := read_refits(run_dir):
+        sections.append(_refit_section(refits))
     if (run_dir / "verify.json").is_file():
         sections.append(_verify_section(run_dir, read_json(run_dir / "verify.json")))
     return sections
+
+
+def _refit_section(refits: list[dict[str, Any]]) -> Section:
+    columns = ("epoch", "trigger", "ok", "version", "agreement_before", "agreement_after", "outside_before",
+               "outside_after", "split", "stimuli", "seconds", "reason")
+    table = Table("Refits (refits.jsonl)", columns, tuple(tuple(_cell(r.get(key)) for key in columns) for r in refits))
+    return Section("Surrogate refits", "verify.refit: the FeLIF surrogate refitted at the states the network visited "
+                   "(cosim.train.refit), warm-started from the one in use; prediction agreement with SPICE and the "
+                   "fraction of neuron-steps outside the surrogate's support on the split named, before and after. "
+                   "A refit that failed kept the surrogate in use.", (), (table,))
 
 
 def _verify_section(run_dir: Path, verify: dict[str, Any]) -> Section:

@@ -77,6 +77,9 @@ class Provenance:
     """Machine name and CPU count."""
     wall_s: float | None = None
     """Wall time of the whole fit including simulations, s."""
+    parent: dict[str, Any] | None = None
+    """The surrogate this one was refitted from (`cosim.surrogates.refit`): {"path", "sha256" (of the parent
+    file), "version"}; None for a fit from scratch."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,8 @@ def relative_path(path: str | Path) -> str:
         return str(resolved)
 
 
-def _absolute(recorded: str) -> Path:
+def absolute_path(recorded: str) -> Path:
+    """A path as provenance records it (`relative_path`), made absolute."""
     path = Path(recorded)
     return path if path.is_absolute() else REPO_ROOT / path
 
@@ -162,13 +166,15 @@ def cosim_version() -> str:
 
 
 def make_provenance(files: list[str | Path] | tuple[str | Path, ...], simulators: dict[str, str],
-                    seeds: dict[str, int], wall_s: float | None = None) -> Provenance:
-    """Provenance for a fit made now, by this process, from `files`."""
+                    seeds: dict[str, int], wall_s: float | None = None, parent: dict[str, Any] | None = None,
+                    command: str | None = None) -> Provenance:
+    """Provenance for a fit made now, by this process (or by `command`), from `files`; parent: see
+    `Provenance.parent`."""
     return Provenance(
         files=hash_files(files), simulators=dict(simulators), seeds=dict(seeds), cosim_version=cosim_version(),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        host=f"{platform.node()}, {os.cpu_count()} CPUs", wall_s=wall_s)
+        command=command if command is not None else " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        host=f"{platform.node()}, {os.cpu_count()} CPUs", wall_s=wall_s, parent=parent)
 
 
 def save(artifact: SurrogateArtifact, path: str | Path) -> Path:
@@ -281,7 +287,7 @@ def changed_files(artifact: SurrogateArtifact) -> dict[str, str]:
     """Recorded files whose content differs now: path -> "changed" or "missing"."""
     changes = {}
     for recorded, digest in artifact.provenance.files.items():
-        path = _absolute(recorded)
+        path = absolute_path(recorded)
         if not path.is_file():
             changes[recorded] = "missing"
         elif file_sha256(path) != digest:

@@ -41,7 +41,7 @@ from cosim.felif.physics import FeLIFParameters
 from cosim.felif.step import StepConfig
 from cosim.spice.progress import progress_bar
 from cosim.surrogates.artifact import SurrogateArtifact, default_path, make_provenance, save
-from cosim.surrogates.doe import Stimulus, design
+from cosim.surrogates.doe import REGIONS, Stimulus, design
 from cosim.surrogates.felif import KIND, STEP_FIELDS, parameter_table
 from cosim.surrogates.felif_model import simulate
 from cosim.surrogates.guard import Support
@@ -374,6 +374,21 @@ def _validation(stimuli: Sequence[Stimulus], reference: Sequence[Traces], model:
     return summary
 
 
+def region_validation(stimuli: Sequence[Stimulus], reference: Sequence[Traces], model: Sequence[Traces],
+                      p_s: float) -> dict[str, dict]:
+    """Per design region (`cosim.surrogates.doe.REGIONS`) present in `stimuli`: the validation summary of its
+    stimuli (as `_validation`, without the per-stimulus table) and the support the surrogate visited on them."""
+    out = {}
+    for region in REGIONS:
+        picks = [k for k, s in enumerate(stimuli) if s.region == region]
+        if picks:
+            chosen = [stimuli[k] for k in picks], [reference[k] for k in picks], [model[k] for k in picks]
+            summary = _validation(*chosen, p_s)
+            summary.pop("per_stimulus")
+            out[region] = summary | {"stimuli": len(picks), "support": support_of(chosen[0], chosen[2]).to_dict()}
+    return out
+
+
 def make_surrogate(
     reference: ReferenceSimulator,
     out: str | Path,
@@ -387,11 +402,15 @@ def make_surrogate(
     report_dir: str | Path | None = None,
     progress: bool = True,
     device_card: DeviceCard | None = None,
+    parent: dict | None = None,
+    command: str | None = None,
 ) -> SurrogateArtifact:
     """Simulate the reference on the fit and held-out stimuli, fit (`fit`), validate, and write the artifact at
     `out` with its validation report (in `report_dir`, default: the artifact's folder). doe_seed: the seed the
     stimuli were made with, for the provenance; device_card: the card the reference's device was built from,
-    recorded as ``data.device_card``. Returns the artifact."""
+    recorded as ``data.device_card``; parent: the surrogate this one was refitted from (path, sha256, version;
+    `cosim.surrogates.refit`), recorded in the provenance; command: the provenance's command (default: this
+    process's command line). Returns the artifact."""
     began = time.perf_counter()
     cfg, sample_every = config.step, config.sample_every
     traces = reference(list(fit_stimuli) + list(holdout), sample_every)
@@ -408,13 +427,15 @@ def make_surrogate(
     validation["goals"] = {name: {"relation": relation, "target": target,
                                   "met": goal_met(name, validation["holdout"][name])}
                            for name, (relation, target) in GOALS.items()}
+    validation["regions"] = {"holdout": region_validation(holdout, reference_holdout, model_holdout, p_s),
+                             "fit": region_validation(fit_stimuli, reference_fit, model_fit, p_s)}
     surrogate = SurrogateArtifact(
         kind=KIND,
         parameters=parameter_table(result.params, tuple(p.name for p in result.fitted)),
         support=support_of(fit_stimuli, model_fit).to_dict(),
         provenance=make_provenance(reference.files, reference.simulators(),
                                    ({} if doe_seed is None else {"doe": doe_seed}) | {"fit_starts": config.seed},
-                                   wall_s=time.perf_counter() - began),
+                                   wall_s=time.perf_counter() - began, parent=parent, command=command),
         doe={"sample_every": sample_every, "fit": [s.to_dict() for s in fit_stimuli],
              "holdout": [s.to_dict() for s in holdout]},
         fit={"cost": result.cost, "initial_cost": result.initial_cost, "residual_terms": result.residual_terms,

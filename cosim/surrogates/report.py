@@ -46,7 +46,7 @@ def _overlays(path: Path, stimuli: Sequence[Stimulus], spice: Sequence[Traces], 
         ax_i.step(np.arange(stim.steps + 1) * stim.dt * 1e3, np.r_[stim.current, stim.current[-1]] * 1e9,
                   where="post", color="0.3", lw=1)
         ax_i.set_title(stim.name, fontsize=8)
-        ax_i.set_ylim(0, 1.1 * max(stim.current) * 1e9 + 1e-3)
+        ax_i.set_ylim(1.1 * min(0.0, min(stim.current)) * 1e9, 1.1 * max(stim.current) * 1e9 + 1e-3)
         ax_v.plot(t_ms, ref.v, color="k", lw=1, label="circuit")
         ax_v.plot(t_ms, mod.v, color="tab:red", lw=0.8, ls="--", label="surrogate")
         ax_p.plot(t_ms, ref.p, color="k", lw=1)
@@ -135,6 +135,19 @@ def _markdown(artifact: SurrogateArtifact, figures: dict[str, str], stimuli: Seq
     for name, entry in held["per_stimulus"].items():
         lines.append(f"| {name} | {entry['n_spikes_reference']} | {entry['n_spikes_model']} | "
                      f"{entry['spike_time_error_rel']:.3g} | {entry['v_nrmse']:.3g} | {entry['v_samples']} |")
+    regions = artifact.validation.get("regions", {})
+    if regions:
+        lines += ["", "Per design region (`cosim.surrogates.doe`: nominal = non-negative currents, signed = currents "
+                      "of both signs, rail = negative phases onto the clamp rail between positive ones):", "",
+                  "| region | split | stimuli | spike counts | time error / ISI | V NRMSE | P NRMSE | I (nA) | V (V) |",
+                  "|---|---|---:|---:|---:|---:|---:|---|---|"]
+        for split in ("holdout", "fit"):
+            for region, entry in regions.get(split, {}).items():
+                sup = entry["support"]
+                lines.append(f"| {region} | {split} | {entry['stimuli']} | {entry['spike_count_agreement']:.4g} | "
+                             f"{entry['spike_time_error_rel']:.3g} | {entry['v_nrmse']:.3g} | {entry['p_nrmse']:.3g} | "
+                             f"{sup['i_in'][0] * 1e9:.3g} .. {sup['i_in'][1] * 1e9:.3g} | "
+                             f"{sup['v'][0]:.3g} .. {sup['v'][1]:.3g} |")
     lines += ["", "V samples: samples where both neurons integrate. At high input currents a neuron integrates for "
                   "well under a millisecond per interval, so its few samples lie on the steep rise to threshold, "
                   "where microseconds of timing are tenths of volts; the pooled NRMSE weighs every sample alike."]
@@ -151,8 +164,11 @@ def _markdown(artifact: SurrogateArtifact, figures: dict[str, str], stimuli: Seq
               "## Design of experiments", "",
               f"{len(artifact.doe['fit'])} fit and {len(stimuli)} held-out stimuli, step "
               f"{artifact.data['step_config']['dt'] * 1e3:g} ms: " + ", ".join(
-                  f"{kind} {sum(s.kind == kind for s in stimuli)}" for kind in ("constant", "pulses", "poisson"))
-              + " (held-out counts).", "",
+                  f"{kind} {sum(s.kind == kind for s in stimuli)}"
+                  for kind in ("constant", "pulses", "poisson", "replay") if any(s.kind == kind for s in stimuli))
+              + " (held-out counts); regions " + ", ".join(
+                  f"{region} {sum(s.region == region for s in stimuli)}"
+                  for region in sorted({s.region for s in stimuli})) + ".", "",
               "## Circuit vs single-state surrogate", "", artifact.notes, "", "## Provenance", ""]
     lines += [f"- `{path}`: sha256 `{digest[:16]}...`" for path, digest in artifact.provenance.files.items()]
     lines += [f"- {name} {version}" for name, version in artifact.provenance.simulators.items()]

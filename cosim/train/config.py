@@ -206,6 +206,15 @@ class VerifyConfig:
     """SPICE vs surrogate prediction agreement below which a warning is raised (fraction)."""
     max_steps: int = 0
     """Simulate only the first N coarse steps of each sample (0: all)."""
+    refit: bool = False
+    """Refit the FeLIF surrogate during training (`cosim.train.refit`): after an epoch whose verification agreement
+    is below `tolerance`, or whose outside-support fraction exceeds `refit_outside`, simulate the neuron circuit at
+    the states the network visited, refit the surrogate warm-started from the current one (a new version in the
+    run folder's ``surrogates/``, its parent in the provenance) and continue with it. Needs model.surrogate_file
+    and a FeLIF neuron."""
+    refit_outside: float = 0.01
+    """Fraction of a FeLIF layer's neuron-steps in an epoch outside its surrogate's support above which a refit is
+    made (with `refit`)."""
 
 
 @dataclass(frozen=True)
@@ -439,6 +448,11 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if music_data and 0 < v.max_steps <= d.warmup_steps:
         problems.append(f"verify.max_steps = {v.max_steps} leaves nothing to compare after the {d.warmup_steps} "
                         "warm-up steps (data.warmup_steps) of each chorale: use more steps, or 0 for all")
+    if v.refit and (m.neuron != "felif" or not m.surrogate_file or m.variability_sigma > 0):
+        problems.append("verify.refit needs a fitted FeLIF surrogate (model.neuron = \"felif\", model.surrogate_file "
+                        "set) without device-to-device variability (model.variability_sigma = 0)")
+    if not 0 <= v.refit_outside <= 1:
+        problems.append(f"verify.refit_outside is a fraction in [0, 1], got {v.refit_outside}")
     if v.every and (m.neuron == "lif" or m.bits not in (3, 4)):
         problems.append("verify.every > 0 needs device neurons and 3- or 4-bit synapses (model.neuron not \"lif\", "
                         "model.bits = 3 or 4): SPICE verification maps weight levels onto synapse conductance pairs")

@@ -11,7 +11,11 @@ Run folder (`RunConfig.out`):
   were built from (``device_cards``: path, SHA-256, which parameters came from the card and which stayed default;
   None for a default device) and one entry per session (start, command line, cosim version and commit, machine);
 * ``curves.png``: training curves with the baselines, drawn when the run ends (also when it stops on a NaN);
-* ``verify_history.jsonl``, ``verify/``: SPICE verification every verify.every epochs (`cosim.verify`).
+* ``verify_history.jsonl``, ``verify/``: SPICE verification every verify.every epochs (`cosim.verify`);
+* ``visits/<layer>.json``: what each FeLIF layer's validity guard saw in the last epoch (histograms and quantiles
+  of input current, V and P, recent input sequences: `cosim.surrogates.guard.Visits`);
+* ``refits.jsonl``, ``surrogates/felif-v<N>.json``: with verify.refit, the surrogate versions refitted during the
+  run (`cosim.train.refit`); each checkpoint records the version it was trained with, and resuming uses it.
 
 Resuming loads the newest checkpoint and continues from the next epoch with the same RNG states, so an
 interrupted and resumed run gives the same metrics as an uninterrupted one with the same seed (given the same
@@ -19,6 +23,7 @@ number of torch threads).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -42,6 +47,7 @@ from cosim.spice.progress import progress_bar
 from cosim.surrogates import surrogate_path
 from cosim.surrogates.artifact import cosim_version
 from cosim.surrogates.artifact import load as load_artifact
+from cosim.surrogates.refit import RefitConfig
 from cosim.train.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
@@ -55,10 +61,11 @@ from cosim.train.checkpoint import (
 from cosim.train.config import ConfigError, TrainConfig, differences, read_config, to_toml
 from cosim.train.models import build_model, device_level_table
 from cosim.train.plots import plot_curves
+from cosim.train.refit import felif_layers, refit_run, save_visits, surrogate_record, surrogate_to_resume, triggers
 from cosim.train.tasks import Baseline, Sums, Task, layer_names, make_task, spike_counts
 
 RESUMABLE_CHANGES = ("run.epochs", "run.threads", "verify.every", "verify.samples", "verify.cpu_budget_s",
-                     "verify.tolerance", "verify.max_steps")
+                     "verify.tolerance", "verify.max_steps", "verify.refit", "verify.refit_outside")
 """Config fields that may differ between a run and its resumption."""
 RUN_RECORD = "run.json"
 """What a run folder's training was run on and against (see the module docstring)."""
@@ -95,6 +102,8 @@ class Trainer:
         self.run_dir = Path(cfg.run.out)
         self.progress = progress
         self.verify = verify
+        self.refit_config: RefitConfig | None = None
+        """How refits are made (verify.refit; None: `RefitConfig`'s defaults with this trainer's progress)."""
         if cfg.verify.every and verify is None:
             warnings.warn("verify.every is set but no verification hook was given: training runs without SPICE "
                           "verification (`cosim train` and the main job pass cosim.verify.runner.verify_epoch)",
@@ -103,11 +112,14 @@ class Trainer:
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
         self.task = make_task(cfg.data) if task is None else task
+        state = load_checkpoint(checkpoint) if checkpoint is not None else None
+        self.surrogate_file = surrogate_to_resume(cfg, state)
+        """The fitted surrogate the model runs with: the config's, or the version a refit made."""
         torch.manual_seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
         random.seed(cfg.run.seed)
         table = device_level_table(cfg.model, self.run_dir, cfg.run.seed, progress)
-        self.model = build_model(cfg.model, self.task.n_inputs, self.task.n_outputs, table)
+        self.model = build_model(self.effective_config().model, self.task.n_inputs, self.task.n_outputs, table)
         o = cfg.optimiser
         self.optimiser = torch.optim.Adamax(self.model.parameters(), lr=o.lr, betas=o.betas)
         self.scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -119,8 +131,8 @@ class Trainer:
         """Metrics of the epochs done, one dict per epoch."""
         self.epoch = 0
         """Epochs done."""
-        if checkpoint is not None:
-            self._restore(load_checkpoint(checkpoint))
+        if state is not None:
+            self._restore(state)
 
     def _checkpoint_to_resume(self, resume: bool) -> Path | None:
         config_file = self.run_dir / "config.toml"
@@ -152,7 +164,15 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "order": self.order.get_state(), "rng": rng_state(), "history": self.history}
+                "order": self.order.get_state(), "rng": rng_state(), "history": self.history,
+                "surrogate": surrogate_record(self.surrogate_file) if self.surrogate_file is not None else None}
+
+    def effective_config(self) -> TrainConfig:
+        """The configuration with model.surrogate_file set to the surrogate in use (a refitted version)."""
+        if self.surrogate_file is None:
+            return self.cfg
+        return dataclasses.replace(self.cfg, model=dataclasses.replace(self.cfg.model,
+                                                                       surrogate_file=str(self.surrogate_file)))
 
     def fit(self) -> list[dict[str, Any]]:
         """Train the remaining epochs; the metrics of all epochs. TrainingDiverged on NaN/inf."""
@@ -170,8 +190,15 @@ class Trainer:
                                          for k, v in row.items()))
                 save_checkpoint(checkpoint_path(self.run_dir, self.epoch), self._state())
                 write_metrics(self.run_dir, self.history)
+                verified = None
                 if self.verify is not None and self.cfg.verify.every and self.epoch % self.cfg.verify.every == 0:
-                    self.verify(self.model, self.task, self.cfg, self.run_dir, self.epoch, self.progress)
+                    verified = self.verify(self.model, self.task, self.effective_config(), self.run_dir, self.epoch,
+                                           self.progress)
+                if self.cfg.verify.refit and (reasons := triggers(self.cfg, row, verified)):
+                    record = refit_run(self, "; ".join(reasons), (verified or {}).get("prediction_agreement"),
+                                       self.refit_config)
+                    if self.progress:
+                        tqdm.write(f"refit after epoch {self.epoch}: {record['reason']}")
         finally:
             if self.history:
                 plot_curves(self.history, self.run_dir / "curves.png", self.task.metric_info,
@@ -219,6 +246,7 @@ class Trainer:
         start = time.perf_counter()
         guards = {name: module.guard for name, module in self.model.named_modules()
                   if getattr(module, "guard", None) is not None}
+        layers = felif_layers(self.model)
         for guard in guards.values():
             guard.reset()
         lr = self.optimiser.param_groups[0]["lr"]
@@ -235,8 +263,10 @@ class Trainer:
             warnings.warn(f"epoch {epoch}: layer(s) {', '.join(silent)} did not spike once in the training epoch: "
                           "nothing downstream of them can learn (raise model.current_scale or lower model.v_thr)",
                           SilentLayerWarning, stacklevel=2)
-        for name, guard in guards.items():
-            row[f"outside_support_{name}"] = guard.log_report()["fraction_outside"]
+        reports = {name: guard.log_report() for name, guard in guards.items()}
+        for name, report in reports.items():
+            row[f"outside_support_{name}"] = report["fraction_outside"]
+        save_visits(self.run_dir, epoch, layers, reports)
         row["epoch_seconds"] = time.perf_counter() - start
         bad = [key for key, value in row.items() if isinstance(value, float) and not math.isfinite(value)]
         if bad:

@@ -1,6 +1,7 @@
 """The validity guard counts the neuron-steps a training layer spends outside the fitted support."""
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 from cosim.felif.layer import FeLIFLayer
 from cosim.felif.physics import FeLIFParameters, FeLIFState
-from cosim.surrogates.guard import CHECKS, Support, ValidityGuard
+from cosim.surrogates.guard import CHECKS, VISIT_BINS, Support, ValidityGuard, Visits
 
 SUPPORT = Support(i_in=(0.0, 60e-9), v=(-1.5, 2.6), p=(-0.22, 0.22))
 
@@ -59,3 +60,29 @@ def test_support_round_trip_and_errors():
         Support.from_dict({"i_in": [0, 1], "v": [0, 1]})
     with pytest.raises(ValueError, match="lower end 2.0 above upper end 1.0"):
         Support(i_in=(0, 1), v=(2.0, 1.0), p=(0, 1))
+
+
+def test_guard_records_the_distribution_it_sees():
+    guard = ValidityGuard(SUPPORT)
+    layer = FeLIFLayer(5, FeLIFParameters(), current_scale=1e-9, dtype=torch.float64, guard=guard)
+    x = torch.linspace(-50, 150, 40 * 2 * 5, dtype=torch.float64).reshape(40, 2, 5)  # -50 .. 150 nA
+    _, record = layer(x, record=True)
+    visits = guard.visits
+    assert int(visits.counts["i_in"].sum()) == int(visits.counts["v"].sum()) == x.numel()
+    lo, hi, bins = VISIT_BINS["i_in"]
+    below_zero = int(visits.counts["i_in"][1: 1 + round(-lo / (hi - lo) * bins)].sum())
+    assert below_zero == int((x < 0).sum())  # bins split at 0 A
+    q = visits.quantiles("i_in")
+    assert q["q0.5"] == pytest.approx(float(x.median()) * 1e-9, abs=1.5e-9)  # 1 nA bins
+    assert q["q0.0001"] == pytest.approx(-50e-9, abs=1.5e-9) and q["q0.9999"] == pytest.approx(150e-9, abs=1.5e-9)
+    assert visits.quantiles("v")["q0.0001"] == pytest.approx(float(record.v.min()), abs=0.03)
+    # one single-neuron input sequence per observed sequence, rotating over the neurons
+    layer(x)
+    assert [len(s) for s in visits.sequences] == [40, 40]
+    assert visits.sequences[0] == pytest.approx((x[:, 0, 0] * 1e-9).tolist())
+    assert visits.sequences[1] == pytest.approx((x[:, 0, 7 % 5] * 1e-9).tolist())
+    again = Visits.from_dict(json.loads(json.dumps(visits.to_dict())))
+    assert all(torch.equal(again.counts[k], visits.counts[k]) for k in VISIT_BINS)
+    assert list(again.sequences) == list(visits.sequences)
+    guard.reset()
+    assert int(guard.visits.counts["v"].sum()) == 0 and not guard.visits.sequences
