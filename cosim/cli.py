@@ -151,6 +151,28 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refit(args: argparse.Namespace) -> int:
+    from cosim.spice import SimError
+    from cosim.surrogates.refit import RefitConfig
+    from cosim.train.checkpoint import CheckpointError
+    from cosim.train.config import ConfigError
+    from cosim.train.refit import refit_folder
+    from cosim.verify.runner import verify_epoch
+
+    config = RefitConfig(sequences=args.sequences, keep_design=not args.quick, n_jobs=args.jobs)
+    try:
+        record = refit_folder(args.run_dir, config, verify=verify_epoch)
+    except (ConfigError, CheckpointError, OSError, ValueError, SimError) as err:
+        print(f"cosim refit: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(record, indent=1))
+    if not record["ok"]:
+        print(f"cosim refit: {record['reason']}", file=sys.stderr)
+        return 1
+    print(f"cosim refit: wrote {record['path']}; continue with cosim train --resume --out {args.run_dir}")
+    return 0
+
+
 def _fit(args: argparse.Namespace) -> int:
     from cosim.devices.plugins import load_plugins
     from cosim.surrogates import fitter
@@ -283,6 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device-card", metavar="CARD",
                      help="fit to the circuit of a calibrated device (felif: a FeCap device card); needs --out")
     fit.set_defaults(func=_fit)
+
+    refit = sub.add_parser("refit", help="refit a run's FeLIF surrogate at the states its network visited (a new "
+                                         "version in RUN_DIR/surrogates/; train --resume continues with it)")
+    refit.add_argument("run_dir", help="training run folder")
+    refit.add_argument("--sequences", type=_count, default=16,
+                       help="recorded input sequences replayed in SPICE (default 16)")
+    refit.add_argument("--quick", action="store_true",
+                       help="only the recorded states, without the current surrogate's own design of experiments")
+    refit.add_argument("--jobs", type=_count, help="simulations at once (default: the machine's cores)")
+    refit.set_defaults(func=_refit)
 
     verify = sub.add_parser("verify", help="simulate a trained network's device layer in SPICE (synapse crossbar + "
                                            "neuron circuits of its devices) and compare with the training model: "
