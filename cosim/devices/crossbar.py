@@ -21,6 +21,10 @@ between neighbouring devices of a row, between neighbouring devices of a bit lin
 and the sense source. The drivers are on the left (bit line 0 nearest), the sense sources at the bottom (last row
 nearest), so the device of row 0 on the last bit line sees the longest wire path.
 
+Tiles (`TileConfig`, `CrossbarConfig.tile`): the array as built is cut into tiles, each with its own row drivers
+at its left edge, its own wires and a sense source at the bottom of each of its bit lines; every tile's line
+currents are mirrored into the column's output node, where the tiles' partial sums add.
+
 Read models
 -----------
 The programming dynamics are irrelevant in a crossbar read (0.1 V is 13x below the field threshold: the gap
@@ -38,10 +42,14 @@ In a 1T1R array the select transistors are taken as fully on in a read (gate ove
 negligible against the >= 12.5 kohm devices; only programming (`cosim.devices.rram.WriteVerifyConfig`) biases
 them as a 1 kohm compliance.
 
-The generator writes the netlist text directly (one line per element, no per-device objects).
+The generator writes the netlist text directly (one line per element, no per-device objects), in the dialect of
+either simulator: ngspice (F elements as mirrors, the synapse's `read_card`) or VACASK (`cccs` mirrors, VACASK's
+resistor, the synapse's `read_card_vacask` with its Verilog-A read model, the neurons' VACASK subcircuits).
+`vacask_ready` tells whether a crossbar and its neurons have a VACASK circuit.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +60,54 @@ import numpy as np
 from cosim.devices.plugins import NeuronBank, synapse_device
 from cosim.devices.rram import LevelMapping, ProgrammedLevels, RRAMParameters, conductance_window, program_levels
 from cosim.spice import Circuit, Op, SimJob, Tran, run_many
-from cosim.spice.elements import number
+from cosim.spice.elements import CCCS_MODEL, Pwl, Resistor, VoltageSource, number
+
+Simulator = Literal["ngspice", "vacask"]
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """How a layer's rows x cols array of differential pairs is built as tiles (the array as built).
+
+    The layer is cut into tiles of at most `rows` inputs x `cols` pairs (2 `cols` bit lines); the last tile of a
+    row or column of tiles holds the remainder. Each tile has its own wires and its own periphery:
+
+    - row drivers: every tile's row starts at a buffered copy of the input (v_read or 0 V), driven from the tile's
+      left edge, so a row's wire drop only grows over one tile's 2 `cols` devices;
+    - per-tile sensing: every bit line of every tile ends at the bottom of the tile in its own virtual-ground
+      current sense input (0 V), so a bit line only collects the currents of the tile's `rows` devices;
+    - partial sums: each tile's sensed + and - line currents are mirrored (gain `CrossbarConfig.mirror_gain`) into
+      the neuron input of their column, where the currents of the column's tiles add (Kirchhoff summing at the
+      membrane node, no ADC): I_out[j] = mirror_gain * sum over tiles (I[+ line j] - I[- line j]).
+
+    With ideal wires the tiled array gives exactly the currents of the untiled one. With wire resistance the IR
+    drop of a tile grows with (2 cols)^2 along its rows and with its rows^2 along its bit lines, so small tiles keep
+    it small at the cost of more sense inputs and mirrors (one per tile bit line). Chosen for the 40 nm RRAM at
+    1 ohm per segment and the default 10-80 uS levels: 32 x 16 (`ARRAY_TILE`, README "Arrays as built").
+    0 in a field: one tile spans the whole array in that direction (no tiling).
+    """
+
+    rows: int = 0
+    """Most inputs (rows) per tile; 0: all rows in one tile."""
+    cols: int = 0
+    """Most differential pairs (outputs) per tile, 2 bit lines each; 0: all pairs in one tile."""
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"TileConfig.{name} must be an integer >= 0 (0: no tiling), got {value!r}")
+
+    def ranges(self, rows: int, cols: int) -> tuple[list[range], list[range]]:
+        """(row ranges, pair ranges) of the tiles of a rows x cols array: tile (k, c) holds rows[k] x pairs[c]."""
+        tr, tc = self.rows or rows, self.cols or cols
+        return ([range(s, min(s + tr, rows)) for s in range(0, rows, tr)],
+                [range(s, min(s + tc, cols)) for s in range(0, cols, tc)])
+
+
+ARRAY_TILE = TileConfig(32, 16)
+"""The tile of the array as built: 32 inputs x 16 pairs (IR-drop error 2.6 % at 1 ohm per segment with the
+default levels, `TileConfig`)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +131,8 @@ class CrossbarConfig:
     synapse: str = "rram"
     """Synapse device (`cosim.devices.plugins.synapse_device`) whose own read law (`read_card`) the netlist uses
     with read_model = "sinh"."""
+    tile: TileConfig = TileConfig()
+    """How the array is cut into tiles with their own wires, sensing and mirrors (default: one tile)."""
 
     def __post_init__(self) -> None:
         if self.r_wire < 0:
@@ -100,13 +157,9 @@ def felif_bank(params=None) -> NeuronBank:
     """FeLIF neurons (`cosim.devices.felif`, default: its `FeLIFCircuitParameters()`) as a `NeuronBank`: ports
     ``in`` (membrane) and ``spk`` (spike output, v_spk while resetting), gear integration, its maximum step."""
     # Imported here: cosim.devices.felif pulls in torch, which a crossbar without neurons does not need.
-    from cosim.devices.felif import NEURON_MAX_STEP, FeLIFCircuitParameters, circuit_files, neuron_element
+    from cosim.devices.felif import FeLIFCircuitParameters, neuron_bank
 
-    params = FeLIFCircuitParameters() if params is None else params
-    element = neuron_element("n", "in", "spk", params)
-    return NeuronBank(element.subcircuit, circuit_files(params, "ngspice")["includes"], ("in", "spk"),
-                      (element.params,), max_step=NEURON_MAX_STEP, method="gear", spike_port="spk",
-                      spike_level=0.5 * params.v_spk)
+    return neuron_bank([(FeLIFCircuitParameters() if params is None else params).validate()])
 
 
 @dataclass(frozen=True)
@@ -187,75 +240,233 @@ class Crossbar:
         lines = self.ideal_line_currents(v_rows)
         return self.config.mirror_gain * (lines[..., 0::2] - lines[..., 1::2])
 
+    # ------------------------------------------------------------------------------------------------ tiles
+
+    @property
+    def tiles(self) -> tuple[list[range], list[range]]:
+        """(row ranges, pair ranges) of the tiles (`TileConfig.ranges`)."""
+        return self.config.tile.ranges(self.rows, self.cols)
+
+    def ideal_partial_outputs(self, v_rows: np.ndarray) -> np.ndarray:
+        """Mirrored outputs of each row of tiles with ideal wires, A, [..., row tiles, cols] for row voltages
+        `v_rows` [..., rows] (V); summed over the row tiles: `ideal_outputs`."""
+        v = np.asarray(v_rows, dtype=float)
+        return np.stack([Crossbar(self.g_plus[k], self.g_minus[k], self.config).ideal_outputs(v[..., k])
+                         for k in self.tiles[0]], axis=-2)
+
+    def transfer_job(self, name: str = "crossbar-transfer", simulator: Simulator = "ngspice") -> SimJob:
+        """One transient that gives the array's transfer matrix (`transfer_matrix`): in coarse step m, row m of
+        every row tile is driven at v_read and every other row held at 0 V (as many steps as a tile has rows; the
+        row tiles are separate networks, told apart by their own sense sources). Linear read model only."""
+        if self.config.read_model != "linear":
+            raise ValueError("Crossbar.transfer_job: the transfer matrix describes the linear read model (with sinh "
+                             "the outputs are not a sum over the rows); use read_model='linear'")
+        row_tiles = self.tiles[0]
+        spikes = np.zeros((len(row_tiles[0]), self.rows), dtype=int)
+        for k in row_tiles:
+            spikes[np.arange(len(k)), k.start + np.arange(len(k))] = 1
+        outputs = tuple(f"i({self._sense(b, k)})" for k in range(len(row_tiles)) for b in range(2 * self.cols))
+        return self.tran_job(spikes, outputs=outputs, step=self.config.dt / 2, name=name, simulator=simulator)
+
+    def transfer_matrix(self, result) -> np.ndarray:
+        """Mirrored output of each column per row driven at v_read, A, [rows, cols], from the result of
+        `transfer_job` (each step's sense currents in its middle, long after the input edges). With the linear
+        read model the array is a linear resistive network whose outputs are ideal current sources, so the
+        outputs of inputs x (0/1) are exactly x @ transfer, wires and tiles included."""
+        g, dt, out = self.config.mirror_gain, self.config.dt, np.zeros((self.rows, self.cols))
+        for k, rows in enumerate(self.tiles[0]):
+            middle = (np.arange(len(rows)) + 0.5) * dt
+            line = np.array([np.interp(middle, result.x, result[f"i({self._sense(b, k)})"])
+                             for b in range(2 * self.cols)])
+            out[rows] = g * (line[0::2] - line[1::2]).T
+        return out
+
+    def equivalent(self, transfer: np.ndarray) -> "Crossbar":
+        """The untiled crossbar with ideal wires and the linear read whose outputs are x @ `transfer` ([rows, cols],
+        A per row at v_read, `transfer_matrix`): each pair's G+ - G- set to transfer / (mirror_gain v_read), the
+        change split evenly between its two devices. For a linear array with wires it gives the same neuron
+        inputs at every time, and its columns are independent (`column_jobs` splits them freely)."""
+        change = (transfer / (self.config.mirror_gain * self.config.v_read) - (self.g_plus - self.g_minus)) / 2
+        config = dataclasses.replace(self.config, r_wire=0.0, tile=TileConfig(), read_model="linear")
+        return Crossbar(self.g_plus + change, self.g_minus - change, config)
+
+    def tile_errors(self, partial: np.ndarray, v_rows: np.ndarray) -> np.ndarray:
+        """IR-drop error of each tile, [row tiles, col tiles]: ||partial - ideal|| / ||ideal|| over the tile's
+        columns and the reads, for simulated `partial_outputs` [..., row tiles, cols] (A) of row voltages `v_rows`
+        [..., rows] (V)."""
+        ideal = self.ideal_partial_outputs(v_rows)
+        partial = np.asarray(partial, dtype=float).reshape(ideal.shape)
+        row_tiles, col_tiles = self.tiles
+        return np.array([[np.linalg.norm((partial - ideal)[..., k, c]) / np.linalg.norm(ideal[..., k, c])
+                          for c in col_tiles] for k in range(len(row_tiles))])
+
+    def partial_outputs(self, result) -> np.ndarray:
+        """Mirrored outputs of each row of tiles, A, [row tiles, cols], from an `op_job` result (its sense-source
+        currents)."""
+        g = self.config.mirror_gain
+        return np.array([[g * (float(np.ravel(result[f"i({self._sense(2 * j, k)})"])[-1])
+                               - float(np.ravel(result[f"i({self._sense(2 * j + 1, k)})"])[-1]))
+                          for j in range(self.cols)] for k in range(len(self.tiles[0]))])
+
+    # ------------------------------------------------------------------------------------------------ netlist
+
+    def _tile_suffix(self, k: int) -> str:
+        """Name suffix of row tile k's sense nodes, sources and mirrors ("" without row tiling)."""
+        return "" if len(self.tiles[0]) == 1 else f"t{k}"
+
+    def _sense(self, b: int, k: int) -> str:
+        """Name of the 0 V sense source at the end of bit line b in row tile k (lower case, as vectors are)."""
+        return f"vs{b}{self._tile_suffix(k)}"
+
+    def _sense_node(self, b: int, k: int) -> str:
+        """Node of bit line b at row tile k's sense input."""
+        return f"b{b}{self._tile_suffix(k)}"
+
     # ------------------------------------------------------------------------------------------------ netlist
 
     def _row_node(self, i: int, b: int) -> str:
         """Row i's node at bit line b (b = -1: the driver)."""
         return f"r{i}" if self.config.r_wire == 0 else f"r{i}_{b + 1}"
 
-    def _line_node(self, b: int, i: int) -> str:
-        """Bit line b's node at row i (i = rows: the sense source)."""
-        return f"b{b}" if self.config.r_wire == 0 else f"b{b}_{i}"
+    def _row_wire_start(self, i: int, b: int) -> str:
+        """Node the row wire segment in front of device (i, b) starts from: the driver at a tile's first line."""
+        lines_per_tile = 2 * (self.config.tile.cols or self.cols)
+        return self._row_node(i, -1 if b % lines_per_tile == 0 else b - 1)
 
-    def netlist(self, sources: list[str], output_nodes: list[str] | None = None) -> str:
-        """Netlist text (ngspice) of the array: `sources` are the rows' driver lines (voltage source cards whose
-        positive node is ``r<i>`` / ``r<i>_0`` as `driver_node` names it, negative node 0); the mirrors inject
-        into `output_nodes` (default ``out<j>`` held at 0 V by sources ``vout<j>``)."""
+    def _line_node(self, b: int, i: int) -> str:
+        """Bit line b's node at the device of row i."""
+        tile_rows = self.config.tile.rows or self.rows
+        return self._sense_node(b, i // tile_rows) if self.config.r_wire == 0 else f"b{b}_{i}"
+
+    def _line_wire_end(self, b: int, i: int) -> str:
+        """Node the bit-line segment below device (i, b) ends at: the sense input below a tile's last row."""
+        tile_rows = self.config.tile.rows or self.rows
+        if (i + 1) % tile_rows == 0 or i + 1 == self.rows:
+            return self._sense_node(b, i // tile_rows)
+        return self._line_node(b, i + 1)
+
+    def vacask_ready(self, neurons: NeuronBank | None = None) -> bool:
+        """Whether the array (and `neurons`) have a VACASK circuit: the linear read always, the sinh read where the
+        synapse device has `read_card_vacask`, the neurons where their bank has VACASK libraries."""
+        device_ok = self.config.read_model == "linear" or hasattr(synapse_device(self.config.synapse),
+                                                                  "read_card_vacask")
+        return device_ok and (neurons is None or neurons.supports("vacask"))
+
+    def _check_simulator(self, simulator: str, neurons: NeuronBank | None = None) -> None:
+        if simulator not in ("ngspice", "vacask"):
+            raise ValueError(f"Crossbar: unknown simulator {simulator!r}; use 'ngspice' or 'vacask'")
+        if simulator == "vacask" and not self.vacask_ready(neurons):
+            what = (f"the neurons {neurons.subckt} have no VACASK subcircuit" if neurons is not None
+                    and not neurons.supports("vacask") else
+                    f"synapse device {self.config.synapse!r} has no VACASK read card (read_card_vacask)")
+            raise ValueError(f"Crossbar: cannot run on VACASK: {what}; use simulator='ngspice' or read_model='linear'")
+
+    def netlist(self, sources: list[str], output_nodes: list[str] | None = None,
+                simulator: Simulator = "ngspice") -> str:
+        """Netlist text of the array in `simulator`'s dialect: `sources` are the rows' driver lines (voltage source
+        cards, `input_sources`, whose positive node is ``r<i>`` / ``r<i>_0`` as `driver_node` names it, negative
+        node 0); the mirrors inject into `output_nodes` (default ``out<j>`` held at 0 V by sources ``vout<j>``)."""
+        self._check_simulator(simulator)
         cfg = self.config
         rows, n_lines = self.rows, 2 * self.cols
         g = self.lines
-        lines = list(sources)
+        vacask = simulator == "vacask"
+        if vacask:
+            # VACASK instantiates every device from a model (cosim.spice.elements declares them)
+            resistor = Resistor.vacask_model
+            lines = [f'load "{Resistor.osdi}"', f"model {resistor} {Resistor.osdi.removesuffix('.osdi')}",
+                     f"model {VoltageSource.vacask_model} vsource", f"model {CCCS_MODEL} cccs"]
+
+            def resistor_card(name: str, a: str, b: str, value: str) -> str:
+                return f"{name} ({a} {b}) {resistor} r={value}"
+
+            def source_card(name: str, node: str) -> str:
+                return f"{name} ({node} 0) {VoltageSource.vacask_model} dc=0"
+        else:
+            lines = []
+
+            def resistor_card(name: str, a: str, b: str, value: str) -> str:
+                return f"{name} {a} {b} {value}"
+
+            def source_card(name: str, node: str) -> str:
+                return f"{name} {node} 0 0"
         device = synapse_device(cfg.synapse) if cfg.read_model == "sinh" else None
+        if device is not None and vacask:
+            lines += list(device.read_vacask_preamble)
+        lines += sources
+        read = None if device is None else (device.read_card_vacask if vacask else device.read_card)
         for i in range(rows):
             for b in range(n_lines):
                 a, c = self._row_node(i, b), self._line_node(b, i)
-                if device is not None:
-                    lines.append(device.read_card(f"{i}_{b}", a, c, float(g[i, b]), cfg.v_read))
+                if read is not None:
+                    lines.append(read(f"{i}_{b}", a, c, float(g[i, b]), cfg.v_read))
                 else:
-                    lines.append(f"R{i}_{b} {a} {c} {1.0 / g[i, b]:.9e}")
+                    lines.append(resistor_card(f"R{i}_{b}", a, c, f"{1.0 / g[i, b]:.9e}"))
         if cfg.r_wire > 0:
             r = number(cfg.r_wire)
             for i in range(rows):
                 for b in range(n_lines):
-                    lines.append(f"Rr{i}_{b} {self._row_node(i, b - 1)} {self._row_node(i, b)} {r}")
+                    lines.append(resistor_card(f"Rr{i}_{b}", self._row_wire_start(i, b), self._row_node(i, b), r))
             for b in range(n_lines):
                 for i in range(rows):
-                    lines.append(f"Rb{b}_{i} {self._line_node(b, i)} {self._line_node(b, i + 1)} {r}")
-        for b in range(n_lines):
-            lines.append(f"Vs{b} {self._line_node(b, rows)} 0 0")
+                    lines.append(resistor_card(f"Rb{b}_{i}", self._line_node(b, i), self._line_wire_end(b, i), r))
+        row_tiles = range(len(self.tiles[0]))
+        for k in row_tiles:
+            for b in range(n_lines):
+                lines.append(source_card(self._sense(b, k).capitalize(), self._sense_node(b, k)))
         gain = number(cfg.mirror_gain)
         if output_nodes is None:
             output_nodes = [f"out{j}" for j in range(self.cols)]
-            lines += [f"Vout{j} out{j} 0 0" for j in range(self.cols)]
+            lines += [source_card(f"Vout{j}", f"out{j}") for j in range(self.cols)]
         if len(output_nodes) != self.cols:
             raise ValueError(f"Crossbar.netlist: need {self.cols} output nodes, got {len(output_nodes)}")
         for j, node in enumerate(output_nodes):
-            lines.append(f"Fp{j} 0 {node} Vs{2 * j} {gain}")
-            lines.append(f"Fm{j} {node} 0 Vs{2 * j + 1} {gain}")
+            for k in row_tiles:  # each row tile's partial currents, summed at the output node
+                plus, minus, t = self._sense(2 * j, k).capitalize(), self._sense(2 * j + 1, k).capitalize(), \
+                    self._tile_suffix(k)
+                # mirror_gain times the + line's current into the output node, the - line's out of it
+                if vacask:
+                    lines.append(f'Fp{j}{t} (0 {node}) {CCCS_MODEL} ctlinst="{plus}" gain={gain}')
+                    lines.append(f'Fm{j}{t} ({node} 0) {CCCS_MODEL} ctlinst="{minus}" gain={gain}')
+                else:
+                    lines.append(f"Fp{j}{t} 0 {node} {plus} {gain}")
+                    lines.append(f"Fm{j}{t} {node} 0 {minus} {gain}")
         return "\n".join(lines)
 
     def driver_node(self, i: int) -> str:
         """Node that row i's input source drives."""
         return self._row_node(i, -1)
 
-    def _circuit(self, body: str, title: str, includes: tuple[str, ...] = ()):
-        if self.config.read_model == "sinh":
-            includes = tuple(synapse_device(self.config.synapse).read_libraries) + includes
+    def _circuit(self, body: str, title: str, simulator: Simulator, neurons: NeuronBank | None = None) -> Circuit:
+        """The circuit of netlist `body`: the read model's and the neurons' files for `simulator`."""
+        device = synapse_device(self.config.synapse) if self.config.read_model == "sinh" else None
+        if simulator == "vacask":
+            verilog_a = (tuple(device.read_verilog_a) if device is not None else ()) + (
+                neurons.verilog_a if neurons is not None else ())
+            includes = neurons.vacask_libraries if neurons is not None else ()
+            return Circuit(netlist=body, title=title, includes=includes, verilog_a=verilog_a)
+        includes = (tuple(device.read_libraries) if device is not None else ()) + (
+            neurons.libraries if neurons is not None else ())
         return Circuit(netlist=body, title=title, includes=includes)
 
-    def op_job(self, v_rows: np.ndarray, name: str = "crossbar-op"):
-        """Operating point with constant row voltages `v_rows` [rows] (V). Vectors ``i(vs<b>)`` (bit-line
-        currents, A) and ``i(vout<j>)`` (mirrored outputs, A)."""
+    def op_job(self, v_rows: np.ndarray, name: str = "crossbar-op", simulator: Simulator = "ngspice") -> SimJob:
+        """Operating point with constant row voltages `v_rows` [rows] (V) on `simulator`. Vectors ``i(vs<b>)``
+        (bit-line currents, A; ``i(vs<b>t<k>)`` per row tile k where the rows are tiled: `partial_outputs`) and
+        ``i(vout<j>)`` (mirrored outputs, A)."""
         v = np.asarray(v_rows, dtype=float)
         if v.shape != (self.rows,):
             raise ValueError(f"Crossbar.op_job: need {self.rows} row voltages, got shape {v.shape}")
-        sources = [f"Vin{i} {self.driver_node(i)} 0 {number(v[i])}" for i in range(self.rows)]
-        outputs = tuple(f"i(vs{b})" for b in range(2 * self.cols)) + tuple(f"i(vout{j})" for j in range(self.cols))
-        return SimJob(circuit=self._circuit(self.netlist(sources), f"crossbar {self.rows}x{self.cols}"),
-                      analysis=Op(), outputs=outputs, simulator="ngspice", name=name, timeout=600.0)
+        sources = [_render(VoltageSource(f"Vin{i}", self.driver_node(i), "0", dc=float(v[i])), simulator)
+                   for i in range(self.rows)]
+        outputs = tuple(f"i({self._sense(b, k)})" for k in range(len(self.tiles[0])) for b in range(2 * self.cols)) \
+            + tuple(f"i(vout{j})" for j in range(self.cols))
+        return SimJob(circuit=self._circuit(self.netlist(sources, simulator=simulator),
+                                            f"crossbar {self.rows}x{self.cols}", simulator),
+                      analysis=Op(), outputs=outputs, simulator=simulator, name=name, timeout=600.0)
 
-    def input_sources(self, spikes: np.ndarray) -> list[str]:
-        """Row driver cards for binary `spikes` [steps, rows]: a spike holds the row at v_read for one step."""
+    def input_sources(self, spikes: np.ndarray, simulator: Simulator = "ngspice") -> list[str]:
+        """Row driver cards (`simulator`'s dialect) for binary `spikes` [steps, rows]: a spike holds the row at
+        v_read for one step."""
         spikes = np.asarray(spikes)
         if spikes.ndim != 2 or spikes.shape[1] != self.rows:
             raise ValueError(f"spikes must be [steps, {self.rows}], got shape {spikes.shape}")
@@ -266,20 +477,21 @@ class Crossbar:
         for i in range(self.rows):
             train = np.concatenate([[0], spikes[:, i].astype(int), [0]])
             changes = np.flatnonzero(np.diff(train))  # step index at which the level changes
-            if changes.size == 0:
-                cards.append(f"Vin{i} {self.driver_node(i)} 0 0")
-                continue
             points = []
             for k in changes:
                 t, before, after = k * cfg.dt, train[k] * cfg.v_read, train[k + 1] * cfg.v_read
                 points += [(t, before), (t + cfg.edge, after)]
-            pwl = " ".join(f"{number(t)} {number(v)}" for t, v in points)
-            cards.append(f"Vin{i} {self.driver_node(i)} 0 PWL({pwl})")
+            waveform = Pwl(tuple(points)) if points else None
+            cards.append(_render(VoltageSource(f"Vin{i}", self.driver_node(i), "0", waveform=waveform), simulator))
         return cards
 
     def tran_job(self, spikes: np.ndarray, neurons: NeuronBank | None = None, outputs: tuple[str, ...] | None = None,
-                 step: float | None = None, name: str = "crossbar-tran", timeout: float = 3600.0):
-        """Transient of `spikes` [steps, rows] (one coarse step each) through the array.
+                 step: float | None = None, name: str = "crossbar-tran", timeout: float = 3600.0,
+                 simulator: Simulator = "ngspice", options: tuple[tuple[str, float], ...] = (),
+                 sources: list[str] | None = None) -> SimJob:
+        """Transient of `spikes` [steps, rows] (one coarse step each) through the array, on `simulator`, with
+        simulator `options` (`SimJob.options`, e.g. reltol); `sources`: the row drivers of `spikes` if already
+        made (`input_sources`; the same for every column job), None: made here.
 
         Without `neurons` the outputs are ``i(vout<j>)``; with them each column's mirror feeds the ``in`` port of
         its neuron (node ``in<j>``), and the transient uses the neurons' integration method and maximum step.
@@ -287,23 +499,64 @@ class Crossbar:
         vectors kept; `step` is the output step (default dt/10), s; `timeout` the job's wall-time limit, s.
         """
         cfg = self.config
-        sources = self.input_sources(spikes)
+        self._check_simulator(simulator, neurons)
+        sources = self.input_sources(spikes, simulator) if sources is None else sources
         if neurons is None:
-            body = self.netlist(sources)
-            includes: tuple[str, ...] = ()
+            body = self.netlist(sources, simulator=simulator)
             default_outputs = tuple(f"i(vout{j})" for j in range(self.cols))
             max_step, method = None, None
         else:
-            body = "\n".join([self.netlist(sources, [neurons.node("in", j) for j in range(self.cols)]),
-                              *neurons.cards(self.cols)])
-            includes = neurons.libraries
+            body = "\n".join([self.netlist(sources, [neurons.node("in", j) for j in range(self.cols)], simulator),
+                              *neurons.cards(self.cols, simulator)])
             default_outputs = tuple(f"v(in{j})" for j in range(self.cols))
-            max_step, method = neurons.max_step, neurons.method
+            max_step, method = neurons.step_for(simulator), neurons.method
         step = step or cfg.dt / 10
         analysis = Tran(step=min(step, max_step or step), stop=len(spikes) * cfg.dt, max_step=max_step, method=method)
-        return SimJob(circuit=self._circuit(body, f"crossbar {self.rows}x{self.cols} transient", includes),
-                      analysis=analysis, outputs=outputs or default_outputs, simulator="ngspice", name=name,
-                      timeout=timeout)
+        circuit = self._circuit(body, f"crossbar {self.rows}x{self.cols} transient", simulator, neurons)
+        return SimJob(circuit=circuit, analysis=analysis, outputs=outputs or default_outputs, simulator=simulator,
+                      name=name, timeout=timeout, options=options)
+
+    def column_jobs(self, spikes: np.ndarray, neurons: NeuronBank, columns_per_job: int = 0, name: str = "crossbar",
+                    timeout: float = 3600.0, simulator: Simulator = "ngspice",
+                    options: tuple[tuple[str, float], ...] = (), membrane: bool = True) -> list[tuple[SimJob, range]]:
+        """The transient of `spikes` [steps, rows] into `neurons`, split into jobs of `columns_per_job` columns
+        (0: one job), as (job, columns it simulates) pairs; each job holds all rows, its columns and their
+        neurons, numbered from 0 in the job. With ideal wires the columns are independent given the row voltages,
+        and with wire resistance so are the column tiles (each has its own row wires and drivers, `TileConfig`):
+        there a job holds whole column tiles (columns_per_job rounded up to a multiple of the tile's pairs, the
+        whole array if it is not tiled in columns). The split changes nothing but the size of each simulation;
+        the jobs can run in parallel (`cosim.spice.run_many`). With ideal wires the rows that never spike are
+        left out: their devices have 0 V across them (row and bit line both at 0 V) and carry no current, in
+        either read model (a chorale plays a third of the 54 keys). Vectors: each neuron's spike output and, with
+        `membrane`, its ``in`` node; the output step is the neurons' maximum step."""
+        if columns_per_job < 0:
+            raise ValueError(f"Crossbar.column_jobs: columns_per_job must be >= 0, got {columns_per_job}")
+        width = columns_per_job or self.cols
+        if self.config.r_wire > 0:  # the columns of a tile share its row wires: a job holds whole column tiles
+            tile_cols = self.config.tile.cols or self.cols
+            width = -(-width // tile_cols) * tile_cols
+        spikes = np.asarray(spikes)
+        rows = np.arange(self.rows)
+        if self.config.r_wire == 0:
+            rows = np.flatnonzero(spikes.any(axis=0)) if spikes.any() else rows[:1]
+        active = Crossbar(self.g_plus[rows], self.g_minus[rows], self.config)
+        jobs, sources = [], active.input_sources(spikes[:, rows], simulator)
+        for g, start in enumerate(range(0, self.cols, width)):
+            columns = range(start, min(start + width, self.cols))
+            part = Crossbar(active.g_plus[:, columns], active.g_minus[:, columns], self.config)
+            bank = neurons.select(columns)
+            ports = (("in",) if membrane else ()) + ((bank.spike_port,) if bank.spike_port else ())
+            outputs = tuple(f"v({bank.node(port, k)})" for k in range(len(columns)) for port in ports)
+            jobs.append((part.tran_job(spikes[:, rows], bank, outputs, step=bank.step_for(simulator),
+                                       name=f"{name}-c{g}",
+                                       timeout=timeout, simulator=simulator, options=options, sources=sources),
+                         columns))
+        return jobs
+
+
+def _render(source: VoltageSource, simulator: Simulator) -> str:
+    """A source's card in `simulator`'s dialect (its VACASK model is declared by `Crossbar.netlist`)."""
+    return source.ngspice() if simulator == "ngspice" else source.vacask()
 
 
 # ------------------------------------------------------------------------------------------- characterisation

@@ -34,10 +34,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from cosim.devices.crossbar import TileConfig
 from cosim.devices.plugins import neuron_device, synapse_device
 from cosim.snn.lif import LIF, RecurrentLIF
 from cosim.snn.synapses import ConductanceLevels, LevelTable, QuantizedLinear, max_level
 from cosim.surrogates import load_fitted, surrogate_path
+from cosim.surrogates.crossbar_fit import ArrayRead, CrossbarModel, ReadCorrection
 from cosim.train.config import ModelConfig
 
 
@@ -82,6 +84,21 @@ def device_neurons(cfg: ModelConfig, n: int) -> nn.Module:
     return neuron_device(cfg.neuron, cfg.device_card).layer(n, cfg, fitted_surrogate(cfg))
 
 
+def array_read(cfg: ModelConfig, level_table: LevelTable | None = None) -> ArrayRead | None:
+    """The crossbar the device-layer synapses are read through in training: None (the ideal product) unless
+    cfg.ir_drop; then the array of cfg.r_wire ohm per segment in tiles of cfg.tile_rows x cfg.tile_cols, its pairs
+    by the synapse device's level mapping (its card's, if given; level 0's conductance as the idle device, G+ - G-
+    per level from the level table where it is made of conductances, else the mapping's), first order with the
+    analytic coefficients of the RRAM read law at the mapping's v_read (`cosim.surrogates.crossbar_fit.ArrayRead`)."""
+    if not cfg.ir_drop:
+        return None
+    mapping = dataclasses.replace(synapse_device(cfg.synapse, cfg.synapse_card).mapping(),
+                                  weight_max=max_level(cfg.bits))
+    g_unit = level_table.g_unit if isinstance(level_table, ConductanceLevels) else mapping.weight_step_s
+    model = CrossbarModel(cfg.r_wire, mapping.v_read, correction=ReadCorrection.analytic(mapping.v_read))
+    return ArrayRead(model, TileConfig(cfg.tile_rows, cfg.tile_cols), mapping.levels_s[0], g_unit)
+
+
 def _check_input(name: str, x: torch.Tensor, channels: int) -> None:
     if x.dim() != 3 or x.shape[-1] != channels:
         raise ValueError(f"{name} expects inputs [batch, steps, {channels}], got {tuple(x.shape)}")
@@ -97,7 +114,8 @@ class MusicPredictor(nn.Module):
     def __init__(self, n_keys: int, cfg: ModelConfig, level_table: LevelTable | None = None):
         super().__init__()
         self.n_keys = n_keys
-        self.synapses = QuantizedLinear(n_keys, cfg.hidden, bits=cfg.bits, bias=False, level_table=level_table)
+        self.synapses = QuantizedLinear(n_keys, cfg.hidden, bits=cfg.bits, bias=False, level_table=level_table,
+                                        array=array_read(cfg, level_table))
         with torch.no_grad():
             self.synapses.weight.uniform_(0.0, math.sqrt(1.0 / cfg.hidden))
         self.neurons = device_neurons(cfg, cfg.hidden)
@@ -144,7 +162,7 @@ class TactileClassifier(nn.Module):
         self.hidden = (RecurrentLIF(cfg.hidden, learn_decay=True, bits=cfg.bits) if cfg.recurrent
                        else LIF(cfg.hidden, learn_decay=True))
         self.output_synapses = QuantizedLinear(cfg.hidden, n_classes, bits=cfg.bits, bias=False,
-                                               level_table=level_table)
+                                               level_table=level_table, array=array_read(cfg, level_table))
         self.output = device_neurons(cfg, n_classes)
         self.devices = (cfg.neuron, cfg.synapse, cfg.device_card, cfg.synapse_card)
 

@@ -51,10 +51,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from cosim.devices.crossbar import Crossbar, CrossbarConfig
+from cosim.devices.crossbar import ARRAY_TILE, Crossbar, CrossbarConfig, TileConfig
 from cosim.devices.plugins import NeuronBank, neuron_device, synapse_device
 from cosim.devices.rram import LevelMapping, ProgrammedLevels
-from cosim.snn.synapses import ConductanceLevels, QuantizedLinear
+from cosim.snn.synapses import ArrayReader, ConductanceLevels, QuantizedLinear
 from cosim.spice import SimJob
 from cosim.train.models import DeviceLayerRef
 
@@ -81,6 +81,11 @@ class HardwareConfig:
     nonlinear read law."""
     r_wire: float = 0.0
     """Wire resistance per crossbar segment, ohm (0: ideal wires)."""
+    tile: TileConfig = ARRAY_TILE
+    """The array as built: tiles of at most tile.rows inputs x tile.cols pairs, each with its own wires, row
+    drivers, virtual-ground sensing and mirrors into the neurons (`cosim.devices.crossbar.TileConfig`; README
+    "Arrays as built"). With wire resistance a SPICE job holds whole column tiles; with ideal wires the tiled
+    array is exactly the untiled one, which is simulated (fewer sense sources and mirrors)."""
     programming: Literal["monte_carlo", "ideal"] = "monte_carlo"
     """monte_carlo: every device drawn from its level's write-verify population (programming spread);
     ideal: every device exactly on its target conductance."""
@@ -95,10 +100,22 @@ class HardwareConfig:
     """Rise and fall time of the input read pulses, s."""
     neuron_options: dict[str, Any] = field(default_factory=dict)
     """Circuit options of the neuron device (its `circuits` docstring), e.g. FeLIF's {"n_domains": 8}."""
-    columns_per_job: int = 4
+    columns_per_job: int = 1
     """Neurons (crossbar columns) per SPICE job; 0: the whole layer in one netlist. With ideal wires the columns
     are independent, so splitting changes nothing but the size of each simulation, and small ones are much
-    faster (every neuron's reset events shorten the time steps of the whole netlist)."""
+    faster: every neuron's reset events shorten the time steps of the whole netlist, and the LU factorisation of
+    the rows x columns block grows faster than its size (256 x 27, VACASK, sinh read: 10 ms of 27 columns per
+    job 10 ms/time point, 1 column 0.15 ms; benchmarks/RESULTS.md, "SPICE at scale")."""
+    simulator: Literal["auto", "vacask", "ngspice"] = "auto"
+    """Simulator of the circuits: auto runs VACASK where the synapse's read model and the neurons have a VACASK
+    circuit (`Crossbar.vacask_ready`; 3-7x faster than ngspice, the same spikes within a few us) and ngspice
+    otherwise; ngspice stays the cross-check."""
+    options: tuple[tuple[str, float], ...] = ()
+    """Simulator options of every job (`cosim.spice.SimJob.options`, e.g. (("reltol", 1e-4),)); empty: the
+    simulator's defaults."""
+    max_step: float | None = None
+    """Largest time step of the transients on either simulator, s; None: what the neuron device asks for on the
+    simulator that runs (`NeuronBank.step_for`; FeLIF: 5 us on ngspice, 20 us on VACASK, `VACASK_MAX_STEP`)."""
 
     def __post_init__(self) -> None:
         if self.read_model not in ("linear", "sinh"):
@@ -111,11 +128,12 @@ class HardwareConfig:
             raise ValueError(f"HardwareConfig.levels_devices must be >= 2, got {self.levels_devices}")
         if not self.edge > 0:
             raise ValueError("HardwareConfig.edge must be > 0 s")
+        if self.simulator not in ("auto", "vacask", "ngspice"):
+            raise ValueError(f"HardwareConfig.simulator must be 'auto', 'vacask' or 'ngspice', got {self.simulator!r}")
+        if self.max_step is not None and not self.max_step > 0:
+            raise ValueError(f"HardwareConfig.max_step must be > 0 s or None, got {self.max_step}")
         if self.columns_per_job < 0:
             raise ValueError(f"HardwareConfig.columns_per_job must be >= 0, got {self.columns_per_job}")
-        if self.columns_per_job and self.r_wire > 0:
-            raise ValueError("HardwareConfig: with wire resistance the columns share the row wires; simulate the "
-                             "whole layer in one netlist (columns_per_job = 0)")
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,9 @@ class DeviceLayer:
     siemens_per_level: float | None = None
     """G+ - G- of one level unit of the level table, S, where the table is made of conductances
     (`ConductanceLevels.g_unit`); None: the synapse mapping's nominal weight step."""
+    array: ArrayReader | None = None
+    """The array model the synapses were trained through (`QuantizedLinear.array`, IR-drop-aware training), which
+    the training model's currents then include; None: the ideal product."""
 
     @property
     def max_level(self) -> int:
@@ -170,9 +191,15 @@ class DeviceLayer:
         return float(self.neurons.current_scale) * self.step
 
     def currents(self, spikes: np.ndarray) -> np.ndarray:
-        """Training-model input currents [steps, neurons] (A) for presynaptic spikes [steps, inputs] (0/1)."""
+        """Training-model input currents [steps, neurons] (A) for presynaptic spikes [steps, inputs] (0/1), through
+        the layer's array model if it was trained with one."""
         weights = self.level_means[self.levels + self.max_level]
-        return self.current_per_level * (np.asarray(spikes, dtype=float) @ weights)
+        x = np.asarray(spikes, dtype=float)
+        if self.array is None:
+            return self.current_per_level * (x @ weights)
+        with torch.no_grad():
+            read = self.array.read(torch.from_numpy(x), torch.from_numpy(weights.T.astype(float)), torch.tensor(1.0))
+        return self.current_per_level * read.numpy()
 
 
 def device_layer(model: nn.Module) -> DeviceLayer:
@@ -195,7 +222,8 @@ def device_layer(model: nn.Module) -> DeviceLayer:
     return DeviceLayer(name=ref.name, levels=levels.T.numpy().astype(np.int64), level_means=means.numpy(),
                        step=float(step), bits=int(synapses.bits), neurons=ref.neurons, neuron=ref.neuron,
                        synapse=ref.synapse, neuron_card=ref.neuron_card, synapse_card=ref.synapse_card,
-                       siemens_per_level=table.g_unit if isinstance(table, ConductanceLevels) else None)
+                       siemens_per_level=table.g_unit if isinstance(table, ConductanceLevels) else None,
+                       array=synapses.array)
 
 
 # ------------------------------------------------------------------------------------------------ programming
@@ -245,6 +273,13 @@ class HardwareLayer:
     hw: HardwareConfig
     """Electrical choices."""
 
+    @property
+    def simulator(self) -> Literal["vacask", "ngspice"]:
+        """The simulator its jobs run on: `hw.simulator`, with "auto" resolved (VACASK where the circuits allow)."""
+        if self.hw.simulator != "auto":
+            return self.hw.simulator
+        return "vacask" if self.crossbar.vacask_ready(self.neurons) else "ngspice"
+
 
 def program(layer: DeviceLayer, hw: HardwareConfig, levels: ProgrammedLevels | None = None,
             fitted: Any | None = None) -> HardwareLayer:
@@ -260,7 +295,8 @@ def program(layer: DeviceLayer, hw: HardwareConfig, levels: ProgrammedLevels | N
     siemens_per_level = layer.siemens_per_level or mapping.weight_step_s
     config = CrossbarConfig(r_wire=hw.r_wire, read_model=hw.read_model, v_read=mapping.v_read,
                             mirror_gain=layer.current_per_level / (mapping.v_read * siemens_per_level),
-                            dt=layer.dt, edge=hw.edge, synapse=layer.synapse)
+                            dt=layer.dt, edge=hw.edge, synapse=layer.synapse,
+                            tile=hw.tile if hw.r_wire > 0 else TileConfig())  # ideal wires: tiles change nothing
     if hw.programming == "ideal":
         crossbar = Crossbar.from_weights(layer.levels, mapping, config)
     else:
@@ -270,6 +306,8 @@ def program(layer: DeviceLayer, hw: HardwareConfig, levels: ProgrammedLevels | N
         crossbar = Crossbar.from_weights(layer.levels, population, config, np.random.default_rng(hw.seed))
     neurons = neuron_device(layer.neuron, layer.neuron_card).circuits(layer.neurons, layer.dt, hw.neuron_options,
                                                                        fitted)
+    if hw.max_step is not None:
+        neurons = dataclasses.replace(neurons, max_step=hw.max_step, vacask_max_step=hw.max_step)
     return HardwareLayer(layer, crossbar, neurons, hw)
 
 
@@ -281,15 +319,5 @@ def sample_jobs(chip: HardwareLayer, spikes: np.ndarray, name: str,
     Each job holds all rows and its columns of the crossbar and those columns' neurons, numbered from 0 in the
     job (`Crossbar.tran_job`); vectors: each neuron's membrane (``v(in<k>)``) and spike output.
     """
-    hw, crossbar, bank = chip.hw, chip.crossbar, chip.neurons
-    width = hw.columns_per_job or crossbar.cols
-    jobs = []
-    for g, start in enumerate(range(0, crossbar.cols, width)):
-        columns = range(start, min(start + width, crossbar.cols))
-        part = Crossbar(crossbar.g_plus[:, columns], crossbar.g_minus[:, columns], crossbar.config)
-        neurons = bank.select(columns)
-        outputs = tuple(f"v({neurons.node(port, k)})" for k in range(len(columns))
-                        for port in ("in", neurons.spike_port) if port)
-        jobs.append((part.tran_job(spikes, neurons, outputs, step=neurons.max_step, name=f"{name}-c{g}",
-                                   timeout=timeout), columns))
-    return jobs
+    return chip.crossbar.column_jobs(spikes, chip.neurons, chip.hw.columns_per_job, name, timeout, chip.simulator,
+                                     chip.hw.options)

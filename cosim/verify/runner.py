@@ -34,11 +34,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cosim.devices.card import card_sha256
+from cosim.devices.crossbar import Crossbar, TileConfig
 from cosim.devices.plugins import neuron_device, synapse_device
-from cosim.spice import SimError, run_many
+from cosim.spice import SimError, run, run_many
 from cosim.surrogates.traces import Traces, compare
 from cosim.train.checkpoint import CHECKPOINTS, latest_checkpoint, load_checkpoint, write_atomic
-from cosim.train.config import TrainConfig, VerifyConfig, read_config, validate
+from cosim.train.config import ModelConfig, TrainConfig, VerifyConfig, read_config, validate
 from cosim.train.loop import RUN_RECORD
 from cosim.train.models import ModelOutput, build_model, device_level_table, fitted_surrogate
 from cosim.train.tasks import Batch, MusicTask, Task, make_task
@@ -101,8 +102,11 @@ def _parallel_slots(n_jobs: int | None, scheduler: Any) -> int:
 
 
 def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: float, n_jobs: int | None = None,
-                   scheduler: Any = None, progress: bool = True) -> tuple[list[list[Traces] | None], float]:
-    """SPICE traces per sample (None where skipped for the budget or failed) and the simulation CPU time, s."""
+                   scheduler: Any = None, progress: bool = True,
+                   store: Path | None = None) -> tuple[list[list[Traces] | None], float]:
+    """SPICE traces per sample (None where skipped for the budget or failed) and the simulation CPU time, s.
+    `store`: folder where each job's result is written as it comes (`run_many`), so that an interrupted
+    verification, run again, simulates only what is missing."""
     grid = (np.arange(max(len(s) for s in spikes) * WINDOWS_PER_STEP) + 1) * chip.layer.dt / WINDOWS_PER_STEP
     timeout = max(budget_s, MIN_JOB_TIMEOUT_S)
     per_sample = [sample_jobs(chip, sample, f"verify-sample{s}", timeout) for s, sample in enumerate(spikes)]
@@ -115,7 +119,7 @@ def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: 
         if done and spent / done * len(batch) > budget_s - spent:
             break
         jobs = [job for s in batch for job, _ in per_sample[s]]
-        results = iter(run_many(jobs, n_jobs=n_jobs, scheduler=scheduler, progress=progress))
+        results = iter(run_many(jobs, n_jobs=n_jobs, scheduler=scheduler, progress=progress, store=store))
         for s in batch:
             traces: list[Traces] | None = []
             for _, columns in per_sample[s]:
@@ -136,12 +140,15 @@ def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: 
 def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareConfig = HardwareConfig(),
                  out_dir: Path | None = None, n_jobs: int | None = None, scheduler: Any = None,
                  progress: bool = True, split: str = "test",
-                 fitted: Any | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                 fitted: Any | None = None, store: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify `model` on cfg.samples samples of `split`: (summary for verify.json, data for the plots).
 
-    `out_dir` caches the programming Monte Carlo (``out_dir/levels``); `fitted` is the surrogate the network was
-    trained with (`cosim.train.models.fitted_surrogate`), None for the analytic model. Global RNG states are left
-    untouched.
+    `out_dir` caches the programming Monte Carlo (``out_dir/levels``); `store` keeps every SPICE result as it
+    comes (`simulate_spice`: run again, an interrupted verification resumes); `fitted` is the surrogate the
+    network was trained with (`cosim.train.models.fitted_surrogate`), None for the analytic model. With wire
+    resistance the summary has the array's IR-drop error per tile (`ir_drop_tiles`), and a linear-read array is
+    simulated as its exact ideal-wire equivalent (`wired_equivalent`; summary ``wired_array``). Global RNG states
+    are left untouched.
     """
     start = time.perf_counter()
     layer = device_layer(model)
@@ -149,13 +156,16 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
         hw, layer.synapse, out_dir / "levels" if out_dir is not None else None, progress=progress,
         card=layer.synapse_card)
     chip = program(layer, hw, levels, fitted)
+    wired = chip.crossbar
+    if hw.r_wire > 0 and hw.read_model == "linear":
+        chip = dataclasses.replace(chip, crossbar=wired_equivalent(wired, chip.simulator))
     samples = select_samples(task, split, cfg.samples, cfg.max_steps)
     with torch.random.fork_rng():
         torch.manual_seed(hw.seed)
         with torch.no_grad():
             spikes = [model.presynaptic(batch.inputs)[:, 0].numpy() for _, batch in samples]
     reference = surrogate_traces(layer, spikes)
-    spice, cpu_s = simulate_spice(chip, spikes, cfg.cpu_budget_s, n_jobs, scheduler, progress)
+    spice, cpu_s = simulate_spice(chip, spikes, cfg.cpu_budget_s, n_jobs, scheduler, progress, store)
 
     done = [s for s in range(len(samples)) if spice[s] is not None]
     if not done:
@@ -187,13 +197,17 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
         "network": network, "split": split, "neurons": layer.n_neurons, "neuron_device": layer.neuron,
         "synapse_device": layer.synapse, "device_cards": _cards(layer), "inputs": layer.inputs, "bits": layer.bits,
         "current_per_level_a": layer.current_per_level, "mirror_gain": chip.crossbar.config.mirror_gain,
-        "tolerance": cfg.tolerance, "hardware": dataclasses.asdict(hw), "fitted_surrogate": fitted is not None,
+        "tolerance": cfg.tolerance, "hardware": dataclasses.asdict(hw), "simulator": chip.simulator,
+        "fitted_surrogate": fitted is not None,
         # the neurons are simulated as their netlists are: no card beside each neuron's instance
         "verification_adds_clamp": any(not card.startswith("Xn") for card in chip.neurons.cards(1)),
     }
     if network == "music":
         summary["frame_agreement"] = agreement["frames_agree"] / max(1, agreement["frames"])
     summary["within_tolerance"] = summary["prediction_agreement"] >= cfg.tolerance
+    if hw.r_wire > 0:
+        summary |= ir_drop_tiles(wired, spikes, chip.simulator)
+        summary["wired_array"] = "transfer matrix" if chip.crossbar is not wired else "netlist"
     plots = {"spice": spice[done[0]], "surrogate": reference[done[0]], "index": samples[done[0]][0]}
     return summary, plots
 
@@ -203,6 +217,54 @@ def _cards(layer: DeviceLayer) -> dict[str, dict | None]:
     neuron = neuron_device(layer.neuron, layer.neuron_card).card if layer.neuron_card else None
     synapse = synapse_device(layer.synapse, layer.synapse_card).card if layer.synapse_card else None
     return {"neuron": neuron.to_dict() if neuron else None, "synapse": synapse.to_dict() if synapse else None}
+
+
+def wired_equivalent(crossbar: Crossbar, simulator: str = "ngspice") -> Crossbar:
+    """The ideal-wire crossbar with the same outputs as `crossbar` (linear read, wires, tiles) at every input:
+    its transfer matrix from one transient of the wired array on `simulator` (`Crossbar.transfer_matrix`, exact
+    by superposition), set into an untiled array with ideal wires (`Crossbar.equivalent`). Its transients cost
+    what ideal wires cost and split into single columns: the wired array's own netlist with the neurons in it is
+    ~40x larger and runs at ~60 ms per time point for a 256 x 16 column tile (the 256 x 27 transfer transient:
+    48 s on VACASK, 390 s on ngspice)."""
+    return crossbar.equivalent(crossbar.transfer_matrix(run(crossbar.transfer_job(simulator=simulator))))
+
+
+IR_DROP_READS = 4
+"""Input patterns (coarse steps of the verified samples) whose operating points give the IR-drop error per tile."""
+
+
+def ir_drop_tiles(crossbar: Crossbar, spikes: Sequence[np.ndarray], simulator: str = "ngspice") -> dict[str, Any]:
+    """IR-drop error of the programmed `crossbar` per tile: operating points (on `simulator`) of `IR_DROP_READS`
+    input patterns of the samples (the steps at the 25/50/75/100 % quantiles of the number of active inputs),
+    each tile's mirrored partial outputs against the same devices with ideal wires (`Crossbar.tile_errors`; the
+    programming spread is in both). Keys: ``ir_drop_error_rel`` (||outputs - ideal|| / ||ideal|| of the whole
+    array over the reads), ``ir_drop_tile_error_rel`` ([row tiles][column tiles]), ``ir_drop_tiles`` (the tile
+    ranges), ``ir_drop_reads_active`` (active inputs of each read)."""
+    steps = np.concatenate([np.asarray(s) for s in spikes])
+    steps = steps[steps.sum(axis=1) > 0]
+    if not len(steps):
+        return {}
+    order = np.argsort(steps.sum(axis=1), kind="stable")
+    picks = sorted({int(order[round(q * (len(order) - 1))]) for q in np.linspace(0.25, 1.0, IR_DROP_READS)})
+    v = crossbar.config.v_read * steps[picks].astype(float)
+    results = run_many([crossbar.op_job(row, name=f"verify-ir-drop-{k}", simulator=simulator)
+                        for k, row in enumerate(v)], progress=False, raise_errors=True)
+    partial = np.array([crossbar.partial_outputs(result) for result in results])
+    ideal = crossbar.ideal_outputs(v)
+    row_tiles, col_tiles = crossbar.tiles
+    return {"ir_drop_error_rel": float(np.linalg.norm(partial.sum(axis=1) - ideal) / np.linalg.norm(ideal)),
+            "ir_drop_tile_error_rel": crossbar.tile_errors(partial, v).tolist(),
+            "ir_drop_tiles": {"rows": [[r.start, r.stop] for r in row_tiles],
+                              "pairs": [[c.start, c.stop] for c in col_tiles]},
+            "ir_drop_reads_active": [int(n) for n in steps[picks].sum(axis=1)]}
+
+
+def array_of_run(model_cfg: ModelConfig, hw: HardwareConfig) -> HardwareConfig:
+    """`hw` with the array the run was built for (model.r_wire, tiles of model.tile_rows x model.tile_cols)
+    where `hw` has ideal wires and the run has wire resistance; else `hw` as it is."""
+    if hw.r_wire > 0 or model_cfg.r_wire == 0:
+        return hw
+    return dataclasses.replace(hw, r_wire=model_cfg.r_wire, tile=TileConfig(model_cfg.tile_rows, model_cfg.tile_cols))
 
 
 def check_tolerance(summary: dict[str, Any], where: str) -> str | None:
@@ -268,15 +330,19 @@ def verify_run(run_dir: str | Path, checkpoint: str | Path | None = None, sample
                scheduler: Any = None, progress: bool = True, max_steps: int | None = None) -> dict[str, Any]:
     """Verify a run folder's checkpoint (default: the newest); writes verify.json and verify/raster.png there.
 
-    samples, cpu_budget_s and max_steps default to the run's [verify] config."""
+    samples, cpu_budget_s and max_steps default to the run's [verify] config; a run built for an array with wire
+    resistance (model.r_wire) is verified on that array unless `hw` has wire resistance of its own
+    (`array_of_run`). SPICE results are kept in ``verify/jobs`` as they come: run again, an interrupted
+    verification resumes."""
     run_dir = Path(run_dir)
     cfg, model, task, path = load_run(run_dir, checkpoint)
     changes = {k: v for k, v in (("samples", samples), ("cpu_budget_s", cpu_budget_s), ("max_steps", max_steps))
                if v is not None}
     vcfg = dataclasses.replace(cfg.verify, **changes)
     validate(dataclasses.replace(cfg, verify=vcfg), where=f"verifying {run_dir} with {changes}")
-    summary, plots = verify_model(model, task, vcfg, hw, run_dir / "verify", n_jobs, scheduler, progress,
-                                  fitted=fitted_surrogate(cfg.model))
+    summary, plots = verify_model(model, task, vcfg, array_of_run(cfg.model, hw), run_dir / "verify", n_jobs,
+                                  scheduler, progress, fitted=fitted_surrogate(cfg.model),
+                                  store=run_dir / "verify" / "jobs")
     summary = {"checkpoint": str(path), "epoch": load_checkpoint(path)["epoch"], **summary}
     check_tolerance(summary, f"cosim verify {run_dir}")
     write_atomic(run_dir / "verify.json", json.dumps(summary, indent=1))
@@ -301,7 +367,8 @@ def verify_epoch(model: nn.Module, task: Task, cfg: TrainConfig, run_dir: Path, 
     path = run_dir / HISTORY
     history = [row for row in _read_jsonl(path) if row["epoch"] < epoch]
     try:
-        summary, plots = verify_model(model, task, cfg.verify, HardwareConfig(seed=cfg.run.seed), run_dir / "verify",
+        hw = array_of_run(cfg.model, HardwareConfig(seed=cfg.run.seed))
+        summary, plots = verify_model(model, task, cfg.verify, hw, run_dir / "verify",
                                       progress=progress, fitted=fitted_surrogate(cfg.model))
     except (SimError, RuntimeError) as err:
         record: dict[str, Any] = {"epoch": epoch, "error": str(err)}
