@@ -213,7 +213,9 @@ def _verify(args: argparse.Namespace) -> int:
         if args.scheduler:  # before anything is computed: an unreachable scheduler fails at once
             scheduler = connect(args.scheduler)
         hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", seed=args.seed,
-                            neuron_options={} if args.domains is None else {"n_domains": args.domains})
+                            neuron_options={} if args.domains is None else {"n_domains": args.domains},
+                            simulator=args.simulator, read_model=args.read_model,
+                            **({} if args.columns_per_job is None else {"columns_per_job": args.columns_per_job}))
         summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, scheduler,
                              max_steps=args.max_steps)
     except (ConfigError, OSError, ValueError, TypeError, RuntimeError, SimError) as err:
@@ -336,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
                                               "of a fresh Monte Carlo")
     verify.add_argument("--domains", type=int, help="FeLIF neurons: FeCap domains of the circuits (1 or 8)")
     verify.add_argument("--seed", type=int, default=0, help="seed of the programming draw (default 0)")
+    verify.add_argument("--simulator", choices=["auto", "vacask", "ngspice"], default="auto",
+                        help="simulator of the circuits (default auto: VACASK where the devices have a VACASK "
+                             "circuit, else ngspice)")
+    verify.add_argument("--read-model", choices=["linear", "sinh"], default="linear",
+                        help="crossbar read model: chord conductance (default) or the device's sinh read law")
+    verify.add_argument("--columns-per-job", type=int, metavar="N",
+                        help="crossbar columns (neurons) per SPICE job, 0: the whole layer in one netlist "
+                             "(default: HardwareConfig's)")
     verify.set_defaults(func=_verify)
 
     report = sub.add_parser("report", help="one HTML page of a run folder: what ran, how it came out (outcomes "
