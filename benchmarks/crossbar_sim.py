@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import recording
 
 from cosim.devices.crossbar import Crossbar, CrossbarConfig, NeuronBank, felif_bank
 from cosim.devices.felif import FeLIFCircuitParameters, spike_times
@@ -46,17 +47,6 @@ def timed_run(crossbar: Crossbar, spikes: np.ndarray, bank: NeuronBank, v_spk: f
             "spikes_total": int(sum(counts)), "neurons_spiking": int(sum(c > 0 for c in counts))}
 
 
-def append_results(text: str) -> None:
-    """Add `text` at the end of this benchmark's section of RESULTS.md (the section is created if missing)."""
-    path = HERE / "RESULTS.md"
-    content = path.read_text() if path.exists() else ""
-    if SECTION not in content:
-        path.write_text(content.rstrip("\n") + f"\n\n{SECTION}\n\n{text}\n")
-        return
-    start = content.index(SECTION) + len(SECTION)
-    following = content.find("\n## ", start)
-    end = len(content) if following < 0 else following
-    path.write_text(content[:end].rstrip("\n") + f"\n\n{text}\n" + content[end:])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -104,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
               "rows": args.rows, "cols": args.cols, "devices": devices, "r_wire": args.r_wire, "rate": args.rate,
               "runs": runs}
     if not args.dry_run:
-        append_results(text)
+        recording.append_results(SECTION, text)
         (HERE / "results").mkdir(exist_ok=True)
         (HERE / "results" / "crossbar_sim.json").write_text(json.dumps(report, indent=2))
     return report

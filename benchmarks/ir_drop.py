@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import recording
 
 from cosim.devices.crossbar import ARRAY_TILE, Crossbar, CrossbarConfig
 from cosim.devices.rram import LevelMapping
@@ -44,11 +45,6 @@ RESULTS = HERE / "results"
 SECTION = "## Arrays as built: IR drop and IR-drop-aware training"
 
 
-def merge_json(path: Path, values: dict) -> None:
-    """Write `values` into the JSON object at `path`, keeping its other keys."""
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.update(values)
-    path.write_text(json.dumps(data, indent=2, default=float))
 
 
 def array_error(r_wire: float = 1.0) -> dict:
@@ -187,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"{values['ir_aware_agreement']:.3f}, trained on the ideal product "
                          f"{values['ir_naive_agreement']:.3f}")
         keys = {k: v for k, v in values.items() if not isinstance(v, dict)}
-        merge_json(RESULTS / "spice_scale.json", keys)
-        merge_json(RESULTS / "ir_drop.json", {**values, f"{part}_meta": meta})
+        recording.merge_json("spice_scale.json", keys)
+        recording.merge_json("ir_drop.json", {**values, f"{part}_meta": meta})
         print(lines[-1], flush=True)
     print("\n".join(lines))
     return 0

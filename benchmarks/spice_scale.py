@@ -33,18 +33,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import json
 import os
-import platform
 import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psutil
+import recording
 
 from cosim.devices.crossbar import Crossbar, CrossbarConfig, felif_bank
 from cosim.devices.felif import VACASK_MAX_STEP, FeLIFCircuitParameters, spike_times
@@ -55,7 +52,6 @@ from cosim.surrogates.traces import pair_spikes
 from cosim.verify.export import HardwareConfig
 
 HERE = Path(__file__).resolve().parent
-RESULTS_JSON = HERE / "results" / "spice_scale.json"
 SECTION = "## SPICE at scale"
 ROWS, COLS = 256, 27
 
@@ -298,26 +294,8 @@ def part_jsb(args: argparse.Namespace) -> tuple[dict, str]:
 PARTS = {"options": part_options, "crossbar": part_crossbar, "jsb": part_jsb}
 
 
-def merge_json(keys: dict, stamp: str) -> None:
-    """Write `keys` into spice_scale.json, keeping the keys other parts wrote."""
-    report = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
-    report.update(keys)
-    report.setdefault("written", {}).update({key: stamp for key in keys})
-    RESULTS_JSON.parent.mkdir(exist_ok=True)
-    RESULTS_JSON.write_text(json.dumps(report, indent=2, default=float))
 
 
-def append_results(text: str) -> None:
-    """Add `text` at the end of this benchmark's section of RESULTS.md (the section is created if missing)."""
-    path = HERE / "RESULTS.md"
-    content = path.read_text() if path.exists() else ""
-    if SECTION not in content:
-        path.write_text(content.rstrip("\n") + f"\n\n{SECTION}\n\n{text}\n")
-        return
-    start = content.index(SECTION) + len(SECTION)
-    following = content.find("\n## ", start)
-    end = len(content) if following < 0 else following
-    path.write_text(content[:end].rstrip("\n") + f"\n\n{text}\n" + content[end:])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -342,18 +320,14 @@ def main(argv: list[str] | None = None) -> dict:
     for part in args.part:
         load_before = os.getloadavg()[0]
         keys, text = PARTS[part](args)
-        stamp = datetime.datetime.now().isoformat(timespec="seconds")
-        header = (f"### {part}: {stamp}, `{platform.node()}`, {os.cpu_count()} CPUs\n\nCommand: `python "
-                  f"{' '.join(['benchmarks/spice_scale.py', *sys.argv[1:]])}`. Load average before/after: "
-                  f"{load_before:.1f}/{os.getloadavg()[0]:.1f} (shared machine).\n\n")
+        stamp = recording.header(part, "spice_scale.py", load_before)
         for value in keys.values():
             if isinstance(value, dict):
-                value.update({"load_before": load_before, "load_after": os.getloadavg()[0], "date": stamp,
-                              "machine": platform.node(), "cpus": os.cpu_count()})
-        print(header + text)
+                value.update({"load_before": load_before, "date": recording.now(), **recording.machine()})
+        print(stamp + text)
         if not args.dry_run:
-            merge_json(keys, stamp)
-            append_results(header + text)
+            recording.merge_json("spice_scale.json", keys)
+            recording.append_results(SECTION, stamp + text)
         report.update(keys)
     return report
 
