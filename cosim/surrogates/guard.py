@@ -87,7 +87,6 @@ class Visits:
         lo, hi, bins = VISIT_BINS[name]
         values = values.detach().reshape(-1).to(torch.float64)
         index = torch.clamp(torch.floor((values - lo) / (hi - lo) * bins).to(torch.int64) + 1, 0, bins + 1)
-        index[values >= hi] = bins + 1
         self.counts[name] += torch.bincount(index.cpu(), minlength=bins + 2)
 
     def add_sequence(self, i_in: torch.Tensor) -> None:
