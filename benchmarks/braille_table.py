@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
 import functools
 import json
 import math
@@ -74,6 +73,7 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads, as cosim/__init__.py explains
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from recording import append_results, header, now  # noqa: E402
 
 from cosim.data.braille import BrailleSplit  # noqa: E402
 from cosim.train.checkpoint import latest_checkpoint  # noqa: E402
@@ -105,6 +105,7 @@ SHIPPED = {"lr": 2e-3, "current_scale": 1e-8, "beta": 10.0}
 HYPER_KEYS = {"lr": "optimiser.lr", "current_scale": "model.current_scale", "beta": "model.beta"}
 QUICK = {"train": 64, "test": 32}
 """--quick: samples of the training and test splits used."""
+RESULTS_SECTION = "## Braille table, real recordings"
 README_START, README_END = "<!-- braille-table:start -->", "<!-- braille-table:end -->"
 
 
@@ -280,7 +281,7 @@ def run_seed(neuron: str, bits: str, seed: int, hyper: dict[str, float], args: a
             "run_dir": str(cfg.run.out)}
 
     def record(history: list[dict], stopped: str | None = None) -> None:
-        _write_json(path, {**meta, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        _write_json(path, {**meta, "date": now(),
                            "epochs": len(history), "stopped": stopped, **_series(history, "test"),
                            **_series(history, "train"),
                            "rate_output_hz": [row.get("rate_output_hz") for row in history],
@@ -341,7 +342,7 @@ def table_data(results: Path) -> dict[str, Any]:
             "paper_epochs_to_70": PAPER_EPOCHS_TO_70, "search": search_best,
             "spice": _read_json(folder / "spice.json"),
             "bruno_vs_bptt": _read_json(results / "braille_bruno_vs_bptt.json"),
-            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+            "date": now()}
 
 
 def markdown_table(data: dict[str, Any]) -> str:
@@ -399,14 +400,13 @@ def write_table(args: argparse.Namespace) -> dict[str, Any]:
     figure(data, args.results / "braille_table.png")
     print(markdown_table(data))
     if args.report:
-        report(data, args.command)
+        report(data, args.load_before)
     return data
 
 
-def report(data: dict[str, Any], command: str) -> None:
-    """Append the table to benchmarks/RESULTS.md and replace the README's Braille block with it."""
-    stamp = datetime.datetime.now().isoformat(timespec="seconds")
-    machine = f"{platform.node()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+def report(data: dict[str, Any], load_before: float) -> None:
+    """Add the table to benchmarks/RESULTS.md's Braille section and replace the README's Braille block with it."""
+    stamp = now()
     table = markdown_table(data)
     times = ", ".join(f"{n}-{b} {c['epoch_seconds']:.0f} s" for n, row in data["cells"].items() for b, c in row.items())
     notes = (f"Data: {DATA} ({ENCODING}). Ours: final test accuracy %, mean +- sample std over the seeds at the "
@@ -414,8 +414,7 @@ def report(data: dict[str, Any], command: str) -> None:
              "training split (`benchmarks/braille_table.py` docstring). Paper: 50 seeds, 150 epochs, 60-trial Optuna "
              "searches, the raw recordings. Median wall time per epoch (training + test evaluation, 2 shared cores): "
              f"{times or '-'}. Figure: `benchmarks/results/braille_table.png`.")
-    with open(HERE / "RESULTS.md", "a") as f:
-        f.write(f"\n## Braille table, real recordings ({stamp}, {machine})\n\n`{command}`\n\n{table}\n\n{notes}\n")
+    append_results(RESULTS_SECTION, header("", "braille_table.py", load_before) + f"{table}\n\n{notes}")
     readme = ROOT / "README.md"
     text = readme.read_text()
     block = f"{README_START}\n{table}\n\n{notes} Updated {stamp[:10]}.\n{README_END}"
@@ -489,7 +488,7 @@ def bruno_vs_bptt(args: argparse.Namespace) -> dict[str, Any]:
                               "setup_s": "first batch on a copy of the model: kernel build, BPTT graph compilation"},
               "time_fraction": statistics.median(per["bruno"]["epoch_s"]) / statistics.median(per["bptt"]["epoch_s"]),
               "memory_fraction": max(per["bruno"]["peak_mem_bytes"]) / max(1, max(per["bptt"]["peak_mem_bytes"])),
-              "date": datetime.datetime.now().isoformat(timespec="seconds"), "command": args.command,
+              "date": now(), "command": args.command,
               "machine": f"{platform.node()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", "device": "cpu"}
     _write_json(args.results / "braille_bruno_vs_bptt.json", result)
     for m, r in per.items():
@@ -513,7 +512,7 @@ def spice_check(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("epoch", "samples", "steps", "prediction_agreement", "spike_count_agreement", "spike_time_error_s",
             "spice_accuracy", "surrogate_accuracy", "simulation_cpu_s", "seconds")
     result = {"run": str(run_dir), **{k: summary.get(k) for k in keys}, "wall_s": time.perf_counter() - t0,
-              "date": datetime.datetime.now().isoformat(timespec="seconds"), "command": args.command}
+              "date": now(), "command": args.command}
     _write_json(args.results / "braille_table" / "spice.json", result)
     print(json.dumps(result, indent=1, default=str))
     return result
@@ -550,6 +549,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     words = ["benchmarks/braille_table.py", *(sys.argv[1:] if argv is None else argv)]
     args.command = "python " + " ".join(shlex.quote(a) for a in words)
     args.ran = []
+    args.load_before = os.getloadavg()[0]
     if args.quick:
         args.epochs, args.search_trials, args.search_epochs, args.report = 1, 1, 1, False
         args.seeds = args.seeds or "0"
