@@ -30,12 +30,21 @@ def jsb_file(write_jsb) -> Path:
     return write_jsb(3, train=(18, 24, 14, 20), valid=(16, 12), test=(15, 22), low=50, high=88)
 
 
+def narrow(folder: Path) -> Path:
+    """The shipped surrogate with its support cut to input currents of 0-20 nA: a tiny run leaves it."""
+    data = json.loads(default_path("felif").read_text())
+    data["support"]["i_in"] = [0.0, 20e-9]
+    path = folder / "felif-narrow.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
 def config(jsb_file: Path, out: Path, *extra: str):
-    # 0.1 uA per weight unit: some neuron-steps above the shipped support's input currents, so a refit is due
+    # 0.1 uA per weight unit: tens of nA, many neuron-steps above the narrow support, so a refit is due
     return load_config("music", ["data.dataset=jsb", f"data.path={json.dumps(str(jsb_file))}", "model.hidden=12",
-                                 "model.bits=3", 'model.surrogate_file="default"', "model.current_scale=1e-7",
-                                 "run.epochs=1", f"run.out={json.dumps(str(out))}", "run.threads=1",
-                                 "verify.refit=true", *extra])
+                                 "model.bits=3", f"model.surrogate_file={json.dumps(str(narrow(out.parent)))}",
+                                 "model.current_scale=1e-7", "run.epochs=1", f"run.out={json.dumps(str(out))}",
+                                 "run.threads=1", "verify.refit=true", *extra])
 
 
 def felif_params(trainer: Trainer):
@@ -61,12 +70,13 @@ def test_refit_writes_a_version_naming_its_parent_and_resume_continues_with_it(j
     trainer.fit()
     (record,) = read_refits(out)
     assert record["ok"] and record["version"] == 2 and record["epoch"] == 1, record
-    assert record["outside_before"] > 0.005 and 0 <= record["outside_after"] <= 1
+    assert record["outside_before"] > 0.1 and record["outside_after"] < record["outside_before"]
     version = Path(record["path"])
     assert version == out / "surrogates" / "felif-v2.json"
     assert (out / "surrogates" / "felif-v2" / "felif_report.md").is_file()
     parent = load_felif(version).artifact.provenance.parent
-    assert parent == {"path": "surrogates/felif.json", "sha256": file_sha256(default_path("felif")), "version": 1}
+    narrow_file = tmp_path / "felif-narrow.json"
+    assert parent == {"path": str(narrow_file), "sha256": file_sha256(narrow_file), "version": 1}
     recorded = json.loads((out / VISITS / "neurons.json").read_text())["quantiles"]["i_in"]
     support = load_felif(version).support.i_in  # reaches the currents the run fed its neurons
     assert support[0] <= recorded["q0.0001"] + 1e-12 and support[1] >= recorded["q0.9999"] - 1e-12
@@ -80,7 +90,8 @@ def test_refit_writes_a_version_naming_its_parent_and_resume_continues_with_it(j
     cfg = config(jsb_file, out, "run.epochs=2", "verify.refit=false")
     resumed = Trainer(cfg, resume=True, progress=False)
     assert resumed.surrogate_file == version
-    assert felif_params(resumed).v_thr == load_felif(version).params.v_thr != load_felif().params.v_thr
+    assert felif_params(resumed) == load_felif(version).params
+    assert resumed.model.neurons.guard.support == load_felif(version).support != load_felif(narrow_file).support
     resumed.fit()
     assert load_checkpoint(checkpoint_path(out, 2))["surrogate"]["path"] == str(version)
 
@@ -130,6 +141,7 @@ def test_a_refit_whose_spice_fails_keeps_the_current_surrogate(jsb_file: Path, t
     assert [r["ok"] for r in records] == [False, False] and len(history) == 2
     assert "failed" in records[0]["reason"] and "vacask not found" in records[0]["reason"]
     assert "kept" in records[0]["reason"]
-    assert trainer.surrogate_file == default_path("felif") and not list((out / "surrogates").glob("felif-v*.json"))
-    assert load_checkpoint(checkpoint_path(out, 2))["surrogate"]["path"] == str(default_path("felif"))
+    assert trainer.surrogate_file == tmp_path / "felif-narrow.json"
+    assert not list((out / "surrogates").glob("felif-v*.json"))
+    assert load_checkpoint(checkpoint_path(out, 2))["surrogate"]["path"] == str(tmp_path / "felif-narrow.json")
     assert read_metrics(out)[0]["refit_ok"] is False
