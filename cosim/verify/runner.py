@@ -42,6 +42,7 @@ from cosim.train.checkpoint import CHECKPOINTS, latest_checkpoint, load_checkpoi
 from cosim.train.config import ModelConfig, TrainConfig, VerifyConfig, read_config, validate
 from cosim.train.loop import RUN_RECORD
 from cosim.train.models import ModelOutput, build_model, device_level_table, fitted_surrogate
+from cosim.train.refit import surrogate_to_resume
 from cosim.train.tasks import Batch, MusicTask, Task, make_task
 from cosim.verify.compare import SPICE_METRIC, prediction_agreement, raster, spice_traces, spike_summary
 from cosim.verify.export import (
@@ -298,7 +299,8 @@ def check_cards(run_dir: Path, cfg: TrainConfig) -> None:
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple[TrainConfig, nn.Module, Task, Path]:
-    """(config, model with the checkpoint's weights, task, checkpoint path) of a training run folder."""
+    """(config, model with the checkpoint's weights, task, checkpoint path) of a training run folder; the config's
+    model.surrogate_file is the surrogate version the checkpoint was trained with (`cosim.train.refit`)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {run_dir} does not exist")
@@ -317,11 +319,15 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> tuple
             path = run_dir / CHECKPOINTS / path
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint {checkpoint} not found (looked in . and {run_dir / CHECKPOINTS})")
+    state = load_checkpoint(path)
+    surrogate = surrogate_to_resume(cfg, state)  # a surrogate version refitted during training (verify.refit)
+    if surrogate is not None:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, surrogate_file=str(surrogate)))
     task = make_task(cfg.data)
     with torch.random.fork_rng():
         model = build_model(cfg.model, task.n_inputs, task.n_outputs,
                             device_level_table(cfg.model, run_dir, cfg.run.seed, progress=False))
-    model.load_state_dict(load_checkpoint(path)["model"])
+    model.load_state_dict(state["model"])
     return cfg, model, task, path
 
 

@@ -20,6 +20,7 @@ from cosim.train.checkpoint import checkpoint_path, load_checkpoint, read_metric
 from cosim.train.config import ConfigError, load_config
 from cosim.train.loop import Trainer
 from cosim.train.refit import VISITS, read_refits, triggers
+from cosim.verify.runner import load_run
 
 TINY = RefitConfig(sequences=2, keep_design=False, max_evaluations=2, n_jobs=2, progress=False)
 """Two recorded sequences and the extremes, no design of the parent, two optimiser evaluations."""
@@ -85,6 +86,7 @@ def test_refit_writes_a_version_naming_its_parent_and_resume_continues_with_it(j
     assert json.loads((out / VISITS / "neurons.json").read_text())["epoch"] == 1
     state = load_checkpoint(checkpoint_path(out, 1))
     assert state["surrogate"]["path"] == str(version) and state["surrogate"]["version"] == 2
+    assert load_run(out)[0].model.surrogate_file == str(version)  # `cosim verify` simulates against the version
 
     # resume: the checkpoint's version, not the config's file
     cfg = config(jsb_file, out, "run.epochs=2", "verify.refit=false")
