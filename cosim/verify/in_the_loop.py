@@ -379,6 +379,7 @@ class Finetuner:
             "prediction_agreement_after": after["prediction_agreement"], "simulator": before["simulator"],
             "neurons": before["neurons"], "inputs": before["inputs"], "bits": before["bits"],
             "eval_sample_indices": before["sample_indices"], "history": self.history,
+            "verification_adds_clamp": before["verification_adds_clamp"],
             "config": dataclasses.asdict(self.ft), "hardware": dataclasses.asdict(self.hw),
             "reprogramming": "every batch (re-quantised to the nearest levels and re-drawn per cell, seeded)",
         }
