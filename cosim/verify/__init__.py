@@ -4,5 +4,7 @@
   (`device_layer`, `program`, `sample_jobs`; the weight-unit <-> siemens mapping is in its docstring);
 * `cosim.verify.compare`: SPICE vs surrogate spikes, predictions and task metrics;
 * `cosim.verify.runner`: `verify_model` (a model in memory), `verify_run` (a run folder: verify.json and plots),
-  `verify_epoch` (the training hook: verify_history.jsonl).
+  `verify_epoch` (the training hook: verify_history.jsonl);
+* `cosim.verify.in_the_loop`: SPICE-in-the-loop fine-tuning (`cosim finetune`): the device layer's forward pass
+  in SPICE, the gradient through the surrogate at the SPICE states.
 """
