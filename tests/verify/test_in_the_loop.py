@@ -26,6 +26,7 @@ from cosim.verify.in_the_loop import (
     FinetuneConfig,
     Finetuner,
     finetune_run,
+    gap_closed,
     spice_forward,
     straight_through,
 )
@@ -151,3 +152,10 @@ def test_cosim_finetune_runs_an_epoch_end_to_end(trained_run, tmp_path, capsys):
     tuned = load_run(run, run / FINETUNE / "checkpoints" / "epoch-0001.pt")[1].state_dict()
     assert not torch.equal(tuned["synapses.weight"], start["synapses.weight"])  # the straight-through gradient
     assert not torch.equal(tuned["readout.weight"], start["readout.weight"])
+
+
+def test_the_gap_closed_is_measured_for_a_loss_and_an_accuracy_alike():
+    assert gap_closed(0.25, 0.23, 0.21) == pytest.approx(0.5)  # BCE: SPICE worse when higher
+    assert gap_closed(0.6, 0.7, 0.8) == pytest.approx(0.5)  # accuracy: SPICE worse when lower
+    assert gap_closed(0.25, 0.27, 0.21) == pytest.approx(-0.5)  # worse after
+    assert gap_closed(0.3, 0.2, 0.3) is None  # no gap to close
