@@ -33,7 +33,10 @@ store: an interrupted epoch, run again, simulates only what is missing), ``state
 model, optimiser, RNG states, position in the epoch; resuming continues from the last finished batch),
 ``checkpoints/epoch-NNNN.pt`` (the fine-tuned model after each epoch; `cosim verify RUN_DIR --checkpoint
 finetune/checkpoints/epoch-NNNN.pt` verifies it), ``finetune.json`` (the outcome: SPICE metric on held-out test
-samples before and after, the model's metric on the same samples, per-epoch history).
+samples before and after, the model's metric on the same samples, per-epoch history: the task metrics of the
+SPICE forward passes, ``jobs_simulated`` (fresh simulations; a job whose column, gain and input recur is read
+back from the store) and ``simulation_cpu_s`` (the simulation time of the epoch's results, those read back
+counted with the time they first took)).
 """
 from __future__ import annotations
 
