@@ -58,7 +58,7 @@ from cosim.felif.bruno import sequence_vjp
 from cosim.felif.kernel import fine_forward
 from cosim.felif.physics import FeLIFParameters, FeLIFState, initial_state
 from cosim.felif.step import StepConfig
-from cosim.train.checkpoint import rng_state, save_checkpoint, set_rng_state, write_atomic
+from cosim.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_atomic
 from cosim.train.config import TrainConfig, VerifyConfig
 from cosim.train.models import ModelOutput, fitted_surrogate
 from cosim.train.tasks import Batch, MusicTask, Task
@@ -227,12 +227,15 @@ class Finetuner:
             (in ``cache/levels``, as `verify_model`'s out_dir; None: not cached).
         fitted: the surrogate the model was trained with (None: analytic). n_jobs, scheduler: where the
             simulations run (`cosim.spice.run_many`). stop_after: stop after this many batches of this session
-            (for tests and the benchmark's resume check; None: run to the end).
+            (for tests and the benchmark's resume check; None: run to the end). surrogate: the surrogate record of
+            the checkpoint fine-tuned (a refitted version, `cosim.train.refit`), copied into the fine-tuned
+            checkpoints so that `load_run` builds them with the same surrogate.
     """
 
     def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, ft: FinetuneConfig, hw: HardwareConfig,
                  out: Path, cache: Path | None = None, fitted: Any | None = None, n_jobs: int | None = None,
-                 scheduler: Any = None, progress: bool = True, stop_after: int | None = None):
+                 scheduler: Any = None, progress: bool = True, stop_after: int | None = None,
+                 surrogate: dict[str, Any] | None = None):
         if hw.r_wire > 0:
             raise ValueError("SPICE-in-the-loop fine-tuning simulates ideal wires only (HardwareConfig.r_wire = 0): "
                              "with wire resistance every re-programming would need the wired array's transfer "
@@ -244,7 +247,7 @@ class Finetuner:
         self.model, self.task, self.cfg, self.ft, self.hw = model, task, cfg, ft, hw
         self.out, self.cache, self.fitted = Path(out), cache, fitted
         self.n_jobs, self.scheduler = n_jobs, scheduler
-        self.progress, self.stop_after = progress, stop_after
+        self.progress, self.stop_after, self.surrogate = progress, stop_after, surrogate
         self.store = self.out / "jobs"
         self.levels = None if hw.programming == "ideal" else programmed_levels(
             hw, layer.synapse, cache / "levels" if cache is not None else None, progress=progress,
@@ -367,7 +370,8 @@ class Finetuner:
                    "simulation_cpu_s": self.sums["simulation_cpu_s"], "seconds": self.sums["seconds"]}
             self.history.append(row)
             save_checkpoint(self.out / "checkpoints" / f"epoch-{self.epoch:04d}.pt",
-                            {"epoch": self.epoch, "model": self.model.state_dict(), "finetune": row})
+                            {"epoch": self.epoch, "model": self.model.state_dict(), "finetune": row,
+                             "surrogate": self.surrogate})
             if self.progress:
                 print(f"finetune epoch {self.epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
                                                                    if isinstance(v, float)))
@@ -400,10 +404,11 @@ def finetune_run(run_dir: str | Path, ft: FinetuneConfig, hw: HardwareConfig = H
     ``RUN_DIR/finetune`` (`Finetuner`; the programming Monte Carlo cached with verification's, in
     ``RUN_DIR/verify/levels``); resumes a fine-tuning in progress there."""
     run_dir = Path(run_dir)
-    cfg, model, task, _ = load_run(run_dir, checkpoint)
+    cfg, model, task, path = load_run(run_dir, checkpoint)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     torch.manual_seed(cfg.run.seed)
     tuner = Finetuner(model, task, cfg, ft, hw, run_dir / FINETUNE, run_dir / "verify",
-                      fitted_surrogate(cfg.model), n_jobs, scheduler, progress, stop_after)
+                      fitted_surrogate(cfg.model), n_jobs, scheduler, progress, stop_after,
+                      load_checkpoint(path).get("surrogate"))
     return tuner.fit()
