@@ -17,6 +17,17 @@ the keys other parts wrote, and appends its text to the "Closing the loop" secti
   training), measured in SPICE the same way (``in_the_loop.control``): what fine-tuning without the circuit gives.
 
     .venv/bin/python benchmarks/closed_loop.py --part in_the_loop [--epochs 4] [--samples 48] [--control]
+
+* ``support``: the shipped configs' 3-bit networks (music: music.toml on its music21 chorales; tactile:
+  tactile.toml on synthetic Braille) trained ``--support-epochs`` epochs each with the shipped FeLIF surrogate
+  (``model.surrogate_file=default``) and, for comparison, with ``--parent`` (the surrogate shipped before the
+  signed design, read from git: ``PARENT_REVISION``); key ``outside_support_fraction`` {music, tactile} (the last
+  epoch's fraction of FeLIF neuron-steps outside the support) with the "before" figures beside them.
+* ``refit``: the music network trained with the ``--parent`` surrogate and ``verify.refit = true`` (SPICE
+  verification of 1 test chorale, 40 steps, at the last epoch); the refit the outside-support fraction triggers
+  (`cosim.train.refit`); key ``refit`` {agreement_before, agreement_after, outside_before, outside_after, ...}.
+
+    .venv/bin/python benchmarks/closed_loop.py --part support --part refit [--support-epochs 4,2]
 """
 from __future__ import annotations
 
@@ -25,6 +36,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -115,7 +127,79 @@ def part_in_the_loop(args: argparse.Namespace) -> tuple[dict, str]:
     return {"in_the_loop": entry, "verification_adds_clamp": record["verification_adds_clamp"]}, text
 
 
-PARTS = {"in_the_loop": part_in_the_loop}
+PARENT_REVISION = "e70e17c^"
+"""The git revision whose surrogates/felif.json is the FeLIF surrogate fitted on non-negative currents only (0 to
+100 nA; shipped before the signed design of issue 15)."""
+
+
+def parent_surrogate(args: argparse.Namespace) -> Path:
+    """The ``--parent`` surrogate file (default: surrogates/felif.json of PARENT_REVISION, written into --out)."""
+    if args.parent is not None:
+        return args.parent
+    path = args.out / "felif-parent.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(subprocess.run(["git", "-C", str(HERE.parent), "show", f"{PARENT_REVISION}:surrogates/felif.json"],
+                                    capture_output=True, check=True).stdout)
+    return path
+
+
+def train_shipped(name: str, surrogate: str, epochs: int, run: Path, *extra: str) -> list[dict]:
+    """Train the shipped config `name` with 3-bit synapses and `surrogate` (a fresh run folder); its history."""
+    from cosim.verify.runner import verify_epoch
+
+    cfg = load_config(name, ["model.bits=3", f"model.surrogate_file={json.dumps(surrogate)}", f"run.epochs={epochs}",
+                             "run.threads=1", f"run.out={json.dumps(str(run))}", *extra])
+    if run.exists():
+        raise FileExistsError(f"{run} exists: remove it or give another --out")
+    return train(cfg, progress=False, verify=verify_epoch if cfg.verify.every else None)
+
+
+def part_support(args: argparse.Namespace) -> tuple[dict, str]:
+    epochs = dict(zip(("music", "tactile"), (int(e) for e in args.support_epochs.split(","))))
+    parent = parent_surrogate(args)
+    entry: dict = {"epochs": epochs, "before": {}, "surrogate": "surrogates/felif.json",
+                   "parent": f"{PARENT_REVISION}:surrogates/felif.json"}
+    for name, n in epochs.items():
+        for label, surrogate in (("after", "default"), ("before", str(parent))):
+            start = time.perf_counter()
+            history = train_shipped(name, surrogate, n, args.out / f"support-{name}-{label}")
+            fraction = next(v for k, v in history[-1].items() if k.startswith("outside_support_"))
+            if label == "after":
+                entry[name] = fraction
+            else:
+                entry["before"][name] = fraction
+            entry.setdefault("seconds", {})[f"{name}_{label}"] = time.perf_counter() - start
+    text = (f"Outside-support fraction of the shipped configs' 3-bit networks (last of {epochs['music']} music / "
+            f"{epochs['tactile']} tactile epochs, synthetic Braille): music **{entry['music']:.3%}**, tactile "
+            f"**{entry['tactile']:.3%}** with the surrogate fitted on the signed design (goal <= 1 %); with the "
+            f"0-100 nA surrogate before it: music {entry['before']['music']:.3%}, tactile "
+            f"{entry['before']['tactile']:.3%}.")
+    return {"outside_support_fraction": entry}, text
+
+
+def part_refit(args: argparse.Namespace) -> tuple[dict, str]:
+    epochs = int(args.support_epochs.split(",")[0])
+    run = args.out / "refit-music"
+    start = time.perf_counter()
+    train_shipped("music", str(parent_surrogate(args)), epochs, run, "verify.refit=true", f"verify.every={epochs}",
+                  "verify.samples=1", "verify.max_steps=40")
+    from cosim.train.refit import read_refits
+
+    refits = read_refits(run)
+    if not refits:
+        raise RuntimeError(f"no refit in {run}: the outside-support fraction stayed below verify.refit_outside")
+    r = refits[0]
+    entry = {key: r.get(key) for key in ("agreement_before", "agreement_after", "outside_before", "outside_after",
+                                         "epoch", "trigger", "ok", "version", "seconds", "stimuli", "holdout",
+                                         "split")} | {"run_seconds": time.perf_counter() - start, "run": str(run)}
+    text = (f"Refit during training (music, 3-bit, the 0-100 nA surrogate, verify.refit): after epoch {r['epoch']} "
+            f"({r['trigger']}), {r['stimuli']} circuit runs and the warm-started fit in {r['seconds']:.0f} s; "
+            f"outside-support on the {r['split']} split **{r['outside_before']:.3%} -> {r['outside_after']:.4%}**, "
+            f"SPICE agreement {r['agreement_before']} -> {r['agreement_after']} (1 test chorale, 40 steps).")
+    return {"refit": entry}, text
+
+
+PARTS = {"in_the_loop": part_in_the_loop, "support": part_support, "refit": part_refit}
 
 
 def merge_json(keys: dict, stamp: str) -> None:
@@ -161,6 +245,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="seed of the programming draw")
     parser.add_argument("--jobs", type=int, default=2, help="simulations at once")
     parser.add_argument("--control", action="store_true", help="also fine-tune through the surrogate alone")
+    parser.add_argument("--support-epochs", default="4,2",
+                        help="support/refit parts: training epochs of music,tactile (default 4,2)")
+    parser.add_argument("--parent", type=Path, help="support/refit parts: the surrogate before the signed design "
+                                                    f"(default: surrogates/felif.json of git {PARENT_REVISION})")
     parser.add_argument("--dry-run", action="store_true", help="print only; RESULTS.md and JSON untouched")
     args = parser.parse_args(argv)
     report = {}
