@@ -12,9 +12,10 @@ A training run's validity guards record what the FeLIF layer saw (`cosim.surroga
 and, with `RefitConfig.keep_design`, the parent's own design of experiments (from its artifact) on top, so that
 the new version still covers what the parent did. The circuit is simulated on all of them
 (`cosim.surrogates.felif_spice.CircuitReference`, engine pool and store), the fit starts from the parent's
-parameters (warm start, `RefitConfig.starts` optimiser runs) and the new artifact records its parent in its
-provenance: path, SHA-256 of the parent file and version (``provenance.parent``; the new version is the parent's
-plus one). `check_lineage` refuses a version whose parent file is missing or differs from what it names.
+parameters (warm start, `RefitConfig.starts` optimiser runs, the default fit's residual weights) and the new
+artifact records its parent in its provenance: path, SHA-256 of the parent file and version
+(``provenance.parent``; the new version is the parent's plus one). `check_lineage` refuses a version whose
+parent file is missing or differs from what it names.
 
 A refit whose SPICE runs (or whose fit) fail writes nothing: `refit` returns a `RefitOutcome` with ok False and
 the reason, and the caller keeps the current surrogate.
@@ -128,7 +129,7 @@ def refit(parent_path: str | Path, visits: Visits, out_dir: str | Path, config: 
     """Refit the surrogate at `parent_path` at the states of `visits`; write ``felif-v<N>.json`` (and its report
     folder ``felif-v<N>/``) into out_dir. reference: the circuit simulator (default: the parent's circuit in
     ngspice, `CircuitReference`). Returns the outcome; SPICE failures give ok False and write nothing."""
-    from cosim.surrogates.felif_fit import FitConfig, make_surrogate, model_form_notes
+    from cosim.surrogates.felif_fit import DEFAULT_WEIGHTS, FitConfig, make_surrogate, model_form_notes
     from cosim.surrogates.felif_spice import CircuitReference
 
     began = time.perf_counter()
@@ -154,7 +155,7 @@ def refit(parent_path: str | Path, visits: Visits, out_dir: str | Path, config: 
     try:
         artifact = make_surrogate(
             reference, out, fit_stimuli, holdout, start=parent.params,
-            config=FitConfig(step=cfg, sample_every=sample_every, starts=config.starts,
+            config=FitConfig(step=cfg, sample_every=sample_every, weights=DEFAULT_WEIGHTS, starts=config.starts,
                              max_evaluations=config.max_evaluations),
             notes=model_form_notes(reference), report_dir=out_dir / f"felif-v{version}", progress=config.progress,
             parent=parent_record, command=f"refit of {parent_path} at the states a run visited")
