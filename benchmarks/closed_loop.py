@@ -10,13 +10,15 @@ the keys other parts wrote, and appends its text to the "Closing the loop" secti
   the write-verify Monte Carlo, FeLIF circuits with ``--domains`` FeCap domains, VACASK): SPICE's BCE is worse
   than the model's. K = ``--epochs`` fine-tuning epochs of ``--samples`` training chorales each, the device
   layer's forward in SPICE and the gradient through the surrogate at the SPICE states, then the same held-out
-  chorales in SPICE again. Keys: ``in_the_loop`` {spice_metric_before, spice_metric_after, model_metric (the
-  model's BCE on the same chorales before fine-tuning), metric, epochs, seconds, gap_closed, ...} and
-  ``verification_adds_clamp`` (whether verification adds anything to the neuron netlists: false).
-  ``--control`` adds the same K epochs on the same chorales trained through the surrogate alone (ordinary BRUNO
-  training), measured in SPICE the same way (``in_the_loop.control``): what fine-tuning without the circuit gives.
+  chorales in SPICE again; once per programming seed (``--seeds``: one chip each, its own fine-tuning folder
+  ``finetune-seed<S>`` of the run). Keys: ``in_the_loop`` {spice_metric_before, spice_metric_after, model_metric
+  (the model's BCE on the same chorales before fine-tuning), metric, epochs, seconds: means over the seeds;
+  gap_closed (that of the means), goal_met, goal_met_every_seed, per_seed, ...} and ``verification_adds_clamp``
+  (whether verification adds anything to the neuron netlists: false). ``--control`` adds the same K epochs on the
+  same chorales trained through the surrogate alone (ordinary BRUNO training), measured in SPICE the same way
+  (``per_seed[i].control``, ``control_gap_closed``): what fine-tuning without the circuit gives.
 
-    .venv/bin/python benchmarks/closed_loop.py --part in_the_loop [--epochs 4] [--samples 48] [--control]
+    .venv/bin/python benchmarks/closed_loop.py --part in_the_loop [--epochs 4] [--seeds 0 1 2] [--control]
 
 * ``support``: the shipped configs' 3-bit networks (music: music.toml on its music21 chorales; tactile:
   tactile.toml on synthetic Braille) trained ``--support-epochs`` epochs each with the shipped FeLIF surrogate
@@ -47,7 +49,7 @@ from cosim.train.config import load_config
 from cosim.train.loop import train
 from cosim.train.models import fitted_surrogate
 from cosim.verify.export import HardwareConfig
-from cosim.verify.in_the_loop import FinetuneConfig, Finetuner, finetune_run
+from cosim.verify.in_the_loop import FinetuneConfig, Finetuner, finetune_run, gap_closed
 from cosim.verify.runner import load_run
 
 HERE = Path(__file__).resolve().parent
@@ -71,13 +73,13 @@ def train_base(args: argparse.Namespace) -> tuple[Path, float]:
     return run, time.perf_counter() - start
 
 
-def surrogate_control(run: Path, ft: FinetuneConfig, hw: HardwareConfig, n_jobs: int) -> dict:
+def surrogate_control(run: Path, ft: FinetuneConfig, hw: HardwareConfig, n_jobs: int, folder: str) -> dict:
     """The same epochs and chorales as the fine-tuning, trained through the surrogate alone (the model's own
-    BRUNO forward), measured in SPICE on the same held-out chorales."""
+    BRUNO forward), measured in SPICE on the same held-out chorales (results stored in RUN/<folder>/jobs)."""
     cfg, model, task, _ = load_run(run)
     torch.manual_seed(cfg.run.seed)
-    tuner = Finetuner(model, task, cfg, ft, hw, run / "finetune-control", run / "verify", fitted_surrogate(cfg.model),
-                      n_jobs, progress=False)
+    tuner = Finetuner(model, task, cfg, ft, hw, run / folder, run / "verify", fitted_surrogate(cfg.model), n_jobs,
+                      progress=False)
     start = time.perf_counter()
     for epoch in range(1, ft.epochs + 1):
         for batch in tuner.epoch_batches(epoch):
@@ -91,40 +93,69 @@ def surrogate_control(run: Path, ft: FinetuneConfig, hw: HardwareConfig, n_jobs:
             "seconds": seconds, "what": "the same epochs and chorales trained through the surrogate (BRUNO), no SPICE"}
 
 
+SEED_KEYS = ("spice_metric_before", "spice_metric_after", "model_metric", "model_metric_after", "gap_closed",
+             "seconds", "prediction_agreement_before", "prediction_agreement_after", "history")
+"""What each programming seed's fine-tuning reports (``in_the_loop.per_seed``)."""
+
+
+def _share(x: float | None) -> str:
+    return "none (no gap)" if x is None else f"{x:.2f}"
+
+
 def part_in_the_loop(args: argparse.Namespace) -> tuple[dict, str]:
     run, train_s = train_base(args)
     ft = FinetuneConfig(epochs=args.epochs, samples=args.samples, eval_samples=args.eval_samples,
                         max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size)
-    hw = HardwareConfig(seed=args.seed, neuron_options={"n_domains": args.domains})
     start = time.perf_counter()
-    record = finetune_run(run, ft, hw, n_jobs=args.jobs, progress=False)
-    total_s = time.perf_counter() - start
-    keys = ("spice_metric_before", "spice_metric_after", "model_metric", "model_metric_after", "metric", "epochs",
-            "seconds", "gap_closed", "samples_per_epoch", "eval_samples", "max_steps", "simulator", "neurons",
-            "inputs", "bits", "prediction_agreement_before", "prediction_agreement_after", "reprogramming", "history")
-    entry = {key: record[key] for key in keys}
-    closed = record["gap_closed"]
-    closed_text = "none (no gap)" if closed is None else f"{closed:.2f}"
-    entry |= {"goal_met": closed is not None and closed >= 0.5, "seconds_with_evaluations": total_s,
-              "train_base_seconds": train_s, "run": str(run), "domains": args.domains, "programming": "monte_carlo",
-              "network": f"music predictor, JSB, 54 -> {args.hidden} FeLIF (analytic model, BRUNO) -> float readout, "
-                         f"3-bit RRAM pairs, {args.current_scale * 1e9:g} nA per weight unit; base trained "
-                         f"{args.train_epochs} epochs on {args.train_subset} "
-                         f"chorales; fine-tuned and measured on the first {args.max_steps} steps of each chorale"}
+    per_seed, last = [], {}
+    for seed in args.seeds:  # each seed: another chip (devices drawn from the write-verify Monte Carlo)
+        hw = HardwareConfig(seed=seed, neuron_options={"n_domains": args.domains})
+        last = finetune_run(run, ft, hw, n_jobs=args.jobs, progress=False, folder=f"finetune-seed{seed}")
+        row = {"seed": seed, **{key: last[key] for key in SEED_KEYS}}
+        if args.control:
+            row["control"] = surrogate_control(run, ft, hw, args.jobs, f"finetune-control-seed{seed}")
+            row["control"]["gap_closed"] = gap_closed(row["spice_metric_before"],
+                                                      row["control"]["spice_metric_after"], row["model_metric"])
+        per_seed.append(row)
+    mean = {key: sum(row[key] for row in per_seed) / len(per_seed)
+            for key in ("spice_metric_before", "spice_metric_after", "model_metric", "model_metric_after", "seconds")}
+    closed = gap_closed(mean["spice_metric_before"], mean["spice_metric_after"], mean["model_metric"])
+    entry = {**mean, "metric": last["metric"], "epochs": args.epochs, "gap_closed": closed,
+             "goal_met": closed is not None and closed >= 0.5,
+             "goal_met_every_seed": all(row["gap_closed"] is not None and row["gap_closed"] >= 0.5 for row in per_seed),
+             "averaged_over": f"programming seeds {args.seeds}, one chip each (the metrics are means over the seeds, "
+                              "gap_closed that of the means, seconds the mean fine-tuning wall time of one seed)",
+             "samples_per_epoch": args.samples, "eval_samples": last["eval_samples"], "max_steps": args.max_steps,
+             "batch_size": args.batch_size, "lr": args.lr, "simulator": last["simulator"], "neurons": last["neurons"],
+             "inputs": last["inputs"], "bits": last["bits"], "reprogramming": last["reprogramming"],
+             "seconds_all_seeds_with_evaluations": time.perf_counter() - start, "train_base_seconds": train_s,
+             "run": str(run), "domains": args.domains, "programming": "monte_carlo", "per_seed": per_seed,
+             "network": f"music predictor, JSB, 54 -> {args.hidden} FeLIF (analytic model, BRUNO) -> float readout, "
+                        f"3-bit RRAM pairs, {args.current_scale * 1e9:g} nA per weight unit; base trained "
+                        f"{args.train_epochs} epochs on {args.train_subset} chorales; fine-tuned and measured on the "
+                        f"first {args.max_steps} steps of each chorale"}
     if args.control:
-        entry["control"] = surrogate_control(run, ft, hw, args.jobs)
-    text = (f"SPICE-in-the-loop fine-tuning: {entry['network']}. Held-out: {record['eval_samples']} test chorales, "
-            f"{args.domains}-domain FeLIF circuits, write-verify Monte Carlo pairs, {record['simulator']}. BCE in "
-            f"SPICE **{record['spice_metric_before']:.4f} -> {record['spice_metric_after']:.4f}** after "
-            f"{args.epochs} epochs of {args.samples} chorales (the model before: {record['model_metric']:.4f}; "
-            f"after: {record['model_metric_after']:.4f}): gap closed **{closed_text}** (goal 0.5: "
-            f"{'met' if entry['goal_met'] else 'NOT met'}); fine-tuning {record['seconds']:.0f} s, with the two "
-            f"evaluations {total_s:.0f} s.")
-    if args.control:
-        c = entry["control"]
-        text += (f" Control, the same epochs through the surrogate alone: SPICE BCE {c['spice_metric_after']:.4f}, "
-                 f"model {c['model_metric_after']:.4f}.")
-    return {"in_the_loop": entry, "verification_adds_clamp": record["verification_adds_clamp"]}, text
+        entry["control_gap_closed"] = gap_closed(
+            mean["spice_metric_before"], sum(row["control"]["spice_metric_after"] for row in per_seed) / len(per_seed),
+            mean["model_metric"])
+    rows = "\n".join(
+        f"| {row['seed']} | {row['spice_metric_before']:.4f} | {row['model_metric']:.4f} | "
+        f"{row['spice_metric_after']:.4f} | {row['model_metric_after']:.4f} | {_share(row['gap_closed'])} | "
+        + (f"{row['control']['spice_metric_after']:.4f} | {_share(row['control']['gap_closed'])} |" if args.control
+           else "- | - |") for row in per_seed)
+    text = (f"SPICE-in-the-loop fine-tuning: {entry['network']}. Held-out: {last['eval_samples']} test chorales, "
+            f"{args.domains}-domain FeLIF circuits, write-verify Monte Carlo pairs (one chip per seed), "
+            f"{last['simulator']}; {args.epochs} epochs of {args.samples} chorales, {args.batch_size} per update, lr "
+            f"{args.lr:g}. Mean over the seeds: BCE in SPICE **{mean['spice_metric_before']:.4f} -> "
+            f"{mean['spice_metric_after']:.4f}** (the model before: {mean['model_metric']:.4f}, after: "
+            f"{mean['model_metric_after']:.4f}): gap closed **{_share(closed)}** (goal 0.5: "
+            f"{'met' if entry['goal_met'] else 'NOT met'} on the mean, "
+            f"{'met' if entry['goal_met_every_seed'] else 'NOT met'} on every seed)"
+            + (f"; through the surrogate alone (control) {_share(entry['control_gap_closed'])}" if args.control else "")
+            + f". Fine-tuning {mean['seconds']:.0f} s per seed.\n\n"
+            "| seed | SPICE before | model before | SPICE after | model after | gap closed | control SPICE after | "
+            "control gap closed |\n|---|---:|---:|---:|---:|---:|---:|---:|\n" + rows)
+    return {"in_the_loop": entry, "verification_adds_clamp": last["verification_adds_clamp"]}, text
 
 
 PARENT_REVISION = "e70e17c^"
@@ -242,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lr", type=float, default=1e-2, help="fine-tuning learning rate (0: the run's)")
     parser.add_argument("--batch-size", type=int, default=4, help="chorales per fine-tuning update")
     parser.add_argument("--domains", type=int, default=8, help="FeCap domains of the FeLIF circuits (1 or 8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the programming draw")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="in_the_loop part: seeds of the programming draw, one chip each (default 0 1 2)")
     parser.add_argument("--jobs", type=int, default=2, help="simulations at once")
     parser.add_argument("--control", action="store_true", help="also fine-tune through the surrogate alone")
     parser.add_argument("--support-epochs", default="4,2",

@@ -399,16 +399,17 @@ class Finetuner:
 
 def finetune_run(run_dir: str | Path, ft: FinetuneConfig, hw: HardwareConfig = HardwareConfig(),
                  checkpoint: str | Path | None = None, n_jobs: int | None = None, scheduler: Any = None,
-                 progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
-    """SPICE-in-the-loop fine-tuning of a run folder's checkpoint (default: the newest) into
-    ``RUN_DIR/finetune`` (`Finetuner`; the programming Monte Carlo cached with verification's, in
-    ``RUN_DIR/verify/levels``); resumes a fine-tuning in progress there."""
+                 progress: bool = True, stop_after: int | None = None, folder: str = FINETUNE) -> dict[str, Any]:
+    """SPICE-in-the-loop fine-tuning of a run folder's checkpoint (default: the newest) into ``RUN_DIR/<folder>``
+    (`Finetuner`; the programming Monte Carlo cached with verification's, in ``RUN_DIR/verify/levels``); resumes a
+    fine-tuning in progress there. Another `folder` keeps another fine-tuning of the same run (e.g. on other
+    hardware) apart."""
     run_dir = Path(run_dir)
     cfg, model, task, path = load_run(run_dir, checkpoint)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     torch.manual_seed(cfg.run.seed)
-    tuner = Finetuner(model, task, cfg, ft, hw, run_dir / FINETUNE, run_dir / "verify",
+    tuner = Finetuner(model, task, cfg, ft, hw, run_dir / folder, run_dir / "verify",
                       fitted_surrogate(cfg.model), n_jobs, scheduler, progress, stop_after,
                       load_checkpoint(path).get("surrogate"))
     return tuner.fit()
