@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import math
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 
 def _count(text: str) -> int:
@@ -197,9 +198,25 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _scheduler(address: str | None) -> Iterator[Any]:
+    """A client of the Dask scheduler at `address` for the block, closed after it; None: simulate on this machine.
+
+    Connecting comes first, so an unreachable scheduler fails before anything is computed."""
+    if not address:
+        yield None
+        return
+    from cosim.spice.sweep import connect
+
+    client = connect(address)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _verify(args: argparse.Namespace) -> int:
     from cosim.spice import SimError
-    from cosim.spice.sweep import connect
     from cosim.train.config import ConfigError
     from cosim.verify.export import HardwareConfig
     from cosim.verify.runner import verify_run
@@ -208,22 +225,17 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"cosim verify: --levels-file {args.levels_file}: give the levels.json that `cosim characterize rram` "
               "writes (its arrays are in the .npz beside it)", file=sys.stderr)
         return 2
-    scheduler = None
     try:
-        if args.scheduler:  # before anything is computed: an unreachable scheduler fails at once
-            scheduler = connect(args.scheduler)
-        hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", seed=args.seed,
-                            neuron_options={} if args.domains is None else {"n_domains": args.domains},
-                            simulator=args.simulator, read_model=args.read_model,
-                            **({} if args.columns_per_job is None else {"columns_per_job": args.columns_per_job}))
-        summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, scheduler,
-                             max_steps=args.max_steps)
+        with _scheduler(args.scheduler) as scheduler:
+            hw = HardwareConfig(programming=args.programming, levels_file=args.levels_file or "", seed=args.seed,
+                                neuron_options={} if args.domains is None else {"n_domains": args.domains},
+                                simulator=args.simulator, read_model=args.read_model,
+                                **({} if args.columns_per_job is None else {"columns_per_job": args.columns_per_job}))
+            summary = verify_run(args.run_dir, args.checkpoint, args.samples, args.budget, hw, args.jobs, scheduler,
+                                 max_steps=args.max_steps)
     except (ConfigError, OSError, ValueError, TypeError, RuntimeError, SimError) as err:
         print(f"cosim verify: {err}", file=sys.stderr)
         return 1
-    finally:
-        if scheduler is not None:
-            scheduler.close()
     keys = ("prediction_agreement", "spike_count_agreement", "spike_time_error_s", "spice_metric",
             "surrogate_metric", "metric", "samples", "seconds")
     print(json.dumps({key: summary[key] for key in keys}, indent=1))
@@ -233,26 +245,20 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _finetune(args: argparse.Namespace) -> int:
     from cosim.spice import SimError
-    from cosim.spice.sweep import connect
     from cosim.train.config import ConfigError
     from cosim.verify.export import HardwareConfig
     from cosim.verify.in_the_loop import FINETUNE, RESULT, FinetuneConfig, finetune_run
 
-    scheduler = None
     try:
-        if args.scheduler:
-            scheduler = connect(args.scheduler)
-        ft = FinetuneConfig(epochs=args.epochs, samples=args.samples, eval_samples=args.eval_samples,
-                            max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size)
-        hw = HardwareConfig(programming=args.programming, seed=args.seed,
-                            neuron_options={} if args.domains is None else {"n_domains": args.domains})
-        record = finetune_run(args.run_dir, ft, hw, args.checkpoint, args.jobs, scheduler)
+        with _scheduler(args.scheduler) as scheduler:
+            ft = FinetuneConfig(epochs=args.epochs, samples=args.samples, eval_samples=args.eval_samples,
+                                max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size)
+            hw = HardwareConfig(programming=args.programming, seed=args.seed,
+                                neuron_options={} if args.domains is None else {"n_domains": args.domains})
+            record = finetune_run(args.run_dir, ft, hw, args.checkpoint, args.jobs, scheduler)
     except (ConfigError, OSError, ValueError, TypeError, RuntimeError, SimError) as err:
         print(f"cosim finetune: {err}", file=sys.stderr)
         return 1
-    finally:
-        if scheduler is not None:
-            scheduler.close()
     keys = ("spice_metric_before", "spice_metric_after", "model_metric", "metric", "gap_closed", "epochs", "seconds")
     print(json.dumps({key: record[key] for key in keys}, indent=1))
     print(f"cosim finetune: wrote {Path(args.run_dir) / FINETUNE / RESULT} and the fine-tuned checkpoints in "
