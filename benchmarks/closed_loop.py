@@ -34,15 +34,12 @@ the keys other parts wrote, and appends its text to the "Closing the loop" secti
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import recording
 import torch
 
 from cosim.train.config import load_config
@@ -53,7 +50,6 @@ from cosim.verify.in_the_loop import FinetuneConfig, Finetuner, finetune_run, ga
 from cosim.verify.runner import load_run
 
 HERE = Path(__file__).resolve().parent
-RESULTS_JSON = HERE / "results" / "closed_loop.json"
 SECTION = "## Closing the loop"
 JSB = HERE.parent.parent / "shared" / "data" / "jsb" / "jsb-chorales-quarter.json"
 
@@ -233,26 +229,8 @@ def part_refit(args: argparse.Namespace) -> tuple[dict, str]:
 PARTS = {"in_the_loop": part_in_the_loop, "support": part_support, "refit": part_refit}
 
 
-def merge_json(keys: dict, stamp: str) -> None:
-    """Write `keys` into closed_loop.json, keeping the keys other parts wrote."""
-    report = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
-    report.update(keys)
-    report.setdefault("written", {}).update({key: stamp for key in keys})
-    RESULTS_JSON.parent.mkdir(exist_ok=True)
-    RESULTS_JSON.write_text(json.dumps(report, indent=2, default=float))
 
 
-def append_results(text: str) -> None:
-    """Add `text` at the end of this benchmark's section of RESULTS.md (the section is created if missing)."""
-    path = HERE / "RESULTS.md"
-    content = path.read_text() if path.exists() else ""
-    if SECTION not in content:
-        path.write_text(content.rstrip("\n") + f"\n\n{SECTION}\n\n{text}\n")
-        return
-    start = content.index(SECTION) + len(SECTION)
-    following = content.find("\n## ", start)
-    end = len(content) if following < 0 else following
-    path.write_text(content[:end].rstrip("\n") + f"\n\n{text}\n" + content[end:])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -283,24 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
                                                     f"(default: surrogates/felif.json of git {PARENT_REVISION})")
     parser.add_argument("--dry-run", action="store_true", help="print only; RESULTS.md and JSON untouched")
     args = parser.parse_args(argv)
-    report = {}
-    for part in args.part:
-        load_before = os.getloadavg()[0]
-        keys, text = PARTS[part](args)
-        stamp = datetime.datetime.now().isoformat(timespec="seconds")
-        header = (f"### {part}: {stamp}, `{platform.node()}`, {os.cpu_count()} CPUs\n\nCommand: `python "
-                  f"{' '.join(['benchmarks/closed_loop.py', *sys.argv[1:]])}`. Load average before/after: "
-                  f"{load_before:.1f}/{os.getloadavg()[0]:.1f} (shared machine).\n\n")
-        for value in keys.values():
-            if isinstance(value, dict):
-                value.update({"load_before": load_before, "load_after": os.getloadavg()[0], "date": stamp,
-                              "machine": platform.node(), "cpus": os.cpu_count()})
-        print(header + text)
-        if not args.dry_run:
-            merge_json(keys, stamp)
-            append_results(header + text)
-        report.update(keys)
-    return report
+    return recording.run_parts(PARTS, args.part, args, script="closed_loop.py", section=SECTION,
+                               json_name="closed_loop.json", dry_run=args.dry_run)
 
 
 if __name__ == "__main__":

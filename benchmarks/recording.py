@@ -10,6 +10,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS_MD = HERE / "RESULTS.md"
@@ -54,3 +55,24 @@ def append_results(section: str, text: str) -> None:
     following = content.find("\n## ", start)
     end = len(content) if following < 0 else following
     RESULTS_MD.write_text(content[:end].rstrip("\n") + f"\n\n{text}\n" + content[end:])
+
+
+def run_parts(parts: dict, names: list[str], args: Any, *, script: str, section: str, json_name: str,
+              dry_run: bool = False) -> dict:
+    """Run the benchmark parts `names` (each ``parts[name](args) -> (json keys, RESULTS.md text)``) one after
+    another; each part's keys are stamped (date, machine, load) and merged into `json_name`, its text appended to
+    `section`, as soon as it finishes (so parts run in separate sessions fill in one JSON)."""
+    report = {}
+    for name in names:
+        load_before = os.getloadavg()[0]
+        keys, text = parts[name](args)
+        stamp = header(name, script, load_before)
+        for value in keys.values():
+            if isinstance(value, dict):
+                value.update({"load_before": load_before, "date": now(), **machine()})
+        print(stamp + text)
+        if not dry_run:
+            merge_json(json_name, keys)
+            append_results(section, stamp + text)
+        report.update(keys)
+    return report

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import resource
 import time
 from pathlib import Path
@@ -316,20 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "an interrupted run resumes (its time then counts only what was left)")
     parser.add_argument("--dry-run", action="store_true", help="print only; RESULTS.md and JSON untouched")
     args = parser.parse_args(argv)
-    report = {}
-    for part in args.part:
-        load_before = os.getloadavg()[0]
-        keys, text = PARTS[part](args)
-        stamp = recording.header(part, "spice_scale.py", load_before)
-        for value in keys.values():
-            if isinstance(value, dict):
-                value.update({"load_before": load_before, "date": recording.now(), **recording.machine()})
-        print(stamp + text)
-        if not args.dry_run:
-            recording.merge_json("spice_scale.json", keys)
-            recording.append_results(SECTION, stamp + text)
-        report.update(keys)
-    return report
+    return recording.run_parts(PARTS, args.part, args, script="spice_scale.py", section=SECTION,
+                               json_name="spice_scale.json", dry_run=args.dry_run)
 
 
 if __name__ == "__main__":
