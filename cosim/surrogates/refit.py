@@ -28,7 +28,7 @@ from pathlib import Path
 
 from cosim.spice import SimError
 from cosim.spice.backend import file_sha256
-from cosim.surrogates.artifact import SurrogateFileError, absolute_path, relative_path
+from cosim.surrogates.artifact import SurrogateArtifact, SurrogateFileError, absolute_path, relative_path
 from cosim.surrogates.doe import Stimulus, constant, pulse_train, replay
 from cosim.surrogates.felif import FeLIFSurrogate, load_felif
 from cosim.surrogates.guard import Visits
@@ -81,9 +81,9 @@ class RefitOutcome:
     """Held-out summary of the new version (`make_surrogate`'s validation["holdout"] without the table)."""
 
 
-def version_of(surrogate: FeLIFSurrogate) -> int:
-    """1 for a surrogate fitted from scratch, else its parent's version plus one."""
-    parent = surrogate.artifact.provenance.parent
+def version_of(artifact: SurrogateArtifact) -> int:
+    """1 for a surrogate artifact fitted from scratch, else its parent's version plus one (any kind of surrogate)."""
+    parent = artifact.provenance.parent
     return 1 if parent is None else int(parent["version"]) + 1
 
 
@@ -146,7 +146,7 @@ def refit(parent_path: str | Path, visits: Visits, out_dir: str | Path, config: 
     if reference is None:
         reference = CircuitReference(circuit=parent.circuit(), simulator=config.simulator, n_jobs=config.n_jobs,
                                      store=config.store, progress=config.progress)
-    version = version_of(parent) + 1
+    version = version_of(parent.artifact) + 1
     out_dir = Path(out_dir)
     out = out_dir / f"felif-v{version}.json"
     parent_record = {"path": relative_path(parent_path), "sha256": file_sha256(parent_path),

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from cosim.felif.layer import FeLIFLayer
 from cosim.spice.backend import file_sha256
-from cosim.surrogates import load_fitted, surrogate_path
+from cosim.surrogates import artifact, load_fitted, surrogate_path
 from cosim.surrogates.artifact import SurrogateFileError
 from cosim.surrogates.guard import Visits
 from cosim.surrogates.refit import RefitConfig, check_lineage, refit, version_of
@@ -49,7 +49,8 @@ VISITS = "visits"
 
 def surrogate_record(path: Path) -> dict[str, Any]:
     """What a checkpoint records of the surrogate it was trained with: path, SHA-256 and version."""
-    return {"path": str(path), "sha256": file_sha256(path), "version": version_of(load_fitted("felif", path))}
+    version = version_of(artifact.load(path, check_provenance=False))
+    return {"path": str(path), "sha256": file_sha256(path), "version": version}
 
 
 def surrogate_to_resume(cfg: TrainConfig, state: dict[str, Any] | None) -> Path | None:
@@ -66,7 +67,7 @@ def surrogate_to_resume(cfg: TrainConfig, state: dict[str, Any] | None) -> Path 
     path = Path(record["path"])
     if not path.is_file():
         raise SurrogateFileError(path, "the checkpoint was trained with this surrogate version, which is missing")
-    if load_fitted("felif", path).artifact.provenance.parent is None:
+    if artifact.load(path, check_provenance=False).provenance.parent is None:
         if file_sha256(path) != record["sha256"]:
             warnings.warn(f"surrogate file {path} changed since the checkpoint was trained with it (SHA-256 "
                           f"{record['sha256'][:16]}...): training continues with the file as it is now", stacklevel=3)
