@@ -22,11 +22,6 @@ def now() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")
 
 
-def machine() -> dict:
-    """Host name, CPU count and the 1-minute load average now (the machine is shared: figures depend on it)."""
-    return {"machine": platform.node(), "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
-
-
 def header(title: str, script: str, load_before: float) -> str:
     """A RESULTS.md sub-heading: what ran, when, where, with which command, under which load."""
     return (f"### {title}{': ' if title else ''}{now()}, `{platform.node()}`, {os.cpu_count()} CPUs\n\n"
@@ -69,7 +64,8 @@ def run_parts(parts: dict, names: list[str], args: Any, *, script: str, section:
         stamp = header(name, script, load_before)
         for value in keys.values():
             if isinstance(value, dict):
-                value.update({"load_before": load_before, "date": now(), **machine()})
+                value.update({"load_before": load_before, "load_after": os.getloadavg()[0], "date": now(),
+                              "machine": platform.node(), "cpus": os.cpu_count()})
         print(stamp + text)
         if not dry_run:
             merge_json(json_name, keys)
