@@ -25,6 +25,12 @@ Tiles (`TileConfig`, `CrossbarConfig.tile`): the array as built is cut into tile
 at its left edge, its own wires and a sense source at the bottom of each of its bit lines; every tile's line
 currents are mirrored into the column's output node, where the tiles' partial sums add.
 
+Staged simulation (`Crossbar.staged_read`, `Crossbar.current_jobs`): the array holds no charge and senses at
+virtual ground, so its outputs depend only on its row voltages, not on the neurons. Stage 1 simulates each tile
+once per distinct input pattern of its rows and adds the column's partial outputs; stage 2 drives the neurons
+with those currents. Exact for either read model, wires and tiles included, and much cheaper with wires than the
+coupled netlist, whose columns share the tiles' row wires.
+
 Read models
 -----------
 The programming dynamics are irrelevant in a crossbar read (0.1 V is 13x below the field threshold: the gap
@@ -51,16 +57,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from cosim.devices.plugins import NeuronBank, synapse_device
 from cosim.devices.rram import LevelMapping, ProgrammedLevels, RRAMParameters, conductance_window, program_levels
 from cosim.spice import Circuit, Op, SimJob, Tran, run_many
-from cosim.spice.elements import CCCS_MODEL, Pwl, Resistor, VoltageSource, number
+from cosim.spice.elements import CCCS_MODEL, CurrentSource, Pwl, Resistor, VoltageSource, number
 
 Simulator = Literal["ngspice", "vacask"]
 
@@ -254,42 +261,6 @@ class Crossbar:
         return np.stack([Crossbar(self.g_plus[k], self.g_minus[k], self.config).ideal_outputs(v[..., k])
                          for k in self.tiles[0]], axis=-2)
 
-    def transfer_job(self, name: str = "crossbar-transfer", simulator: Simulator = "ngspice") -> SimJob:
-        """One transient that gives the array's transfer matrix (`transfer_matrix`): in coarse step m, row m of
-        every row tile is driven at v_read and every other row held at 0 V (as many steps as a tile has rows; the
-        row tiles are separate networks, told apart by their own sense sources). Linear read model only."""
-        if self.config.read_model != "linear":
-            raise ValueError("Crossbar.transfer_job: the transfer matrix describes the linear read model (with sinh "
-                             "the outputs are not a sum over the rows); use read_model='linear'")
-        row_tiles = self.tiles[0]
-        spikes = np.zeros((len(row_tiles[0]), self.rows), dtype=int)
-        for k in row_tiles:
-            spikes[np.arange(len(k)), k.start + np.arange(len(k))] = 1
-        outputs = tuple(f"i({self._sense(b, k)})" for k in range(len(row_tiles)) for b in range(2 * self.cols))
-        return self.tran_job(spikes, outputs=outputs, step=self.config.dt / 2, name=name, simulator=simulator)
-
-    def transfer_matrix(self, result) -> np.ndarray:
-        """Mirrored output of each column per row driven at v_read, A, [rows, cols], from the result of
-        `transfer_job` (each step's sense currents in its middle, long after the input edges). With the linear
-        read model the array is a linear resistive network whose outputs are ideal current sources, so the
-        outputs of inputs x (0/1) are exactly x @ transfer, wires and tiles included."""
-        g, dt, out = self.config.mirror_gain, self.config.dt, np.zeros((self.rows, self.cols))
-        for k, rows in enumerate(self.tiles[0]):
-            middle = (np.arange(len(rows)) + 0.5) * dt
-            line = np.array([np.interp(middle, result.x, result[f"i({self._sense(b, k)})"])
-                             for b in range(2 * self.cols)])
-            out[rows] = g * (line[0::2] - line[1::2]).T
-        return out
-
-    def equivalent(self, transfer: np.ndarray) -> "Crossbar":
-        """The untiled crossbar with ideal wires and the linear read whose outputs are x @ `transfer` ([rows, cols],
-        A per row at v_read, `transfer_matrix`): each pair's G+ - G- set to transfer / (mirror_gain v_read), the
-        change split evenly between its two devices. For a linear array with wires it gives the same neuron
-        inputs at every time, and its columns are independent (`column_jobs` splits them freely)."""
-        change = (transfer / (self.config.mirror_gain * self.config.v_read) - (self.g_plus - self.g_minus)) / 2
-        config = dataclasses.replace(self.config, r_wire=0.0, tile=TileConfig(), read_model="linear")
-        return Crossbar(self.g_plus + change, self.g_minus - change, config)
-
     def tile_errors(self, partial: np.ndarray, v_rows: np.ndarray) -> np.ndarray:
         """IR-drop error of each tile, [row tiles, col tiles]: ||partial - ideal|| / ||ideal|| over the tile's
         columns and the reads, for simulated `partial_outputs` [..., row tiles, cols] (A) of row voltages `v_rows`
@@ -437,9 +408,11 @@ class Crossbar:
         """Node that row i's input source drives."""
         return self._row_node(i, -1)
 
-    def _circuit(self, body: str, title: str, simulator: Simulator, neurons: NeuronBank | None = None) -> Circuit:
-        """The circuit of netlist `body`: the read model's and the neurons' files for `simulator`."""
-        device = synapse_device(self.config.synapse) if self.config.read_model == "sinh" else None
+    def _circuit(self, body: str, title: str, simulator: Simulator, neurons: NeuronBank | None = None,
+                 array: bool = True) -> Circuit:
+        """The circuit of netlist `body`: the read model's (if it holds the `array`) and the neurons' files for
+        `simulator`."""
+        device = synapse_device(self.config.synapse) if array and self.config.read_model == "sinh" else None
         if simulator == "vacask":
             verilog_a = (tuple(device.read_verilog_a) if device is not None else ()) + (
                 neurons.verilog_a if neurons is not None else ())
@@ -473,17 +446,9 @@ class Crossbar:
         if not np.isin(spikes, (0, 1)).all():
             raise ValueError("spikes must be 0 or 1")
         cfg = self.config
-        cards = []
-        for i in range(self.rows):
-            train = np.concatenate([[0], spikes[:, i].astype(int), [0]])
-            changes = np.flatnonzero(np.diff(train))  # step index at which the level changes
-            points = []
-            for k in changes:
-                t, before, after = k * cfg.dt, train[k] * cfg.v_read, train[k + 1] * cfg.v_read
-                points += [(t, before), (t + cfg.edge, after)]
-            waveform = Pwl(tuple(points)) if points else None
-            cards.append(_render(VoltageSource(f"Vin{i}", self.driver_node(i), "0", waveform=waveform), simulator))
-        return cards
+        return [_render(VoltageSource(f"Vin{i}", self.driver_node(i), "0",
+                                      waveform=step_waveform(spikes[:, i] * cfg.v_read, cfg.dt, cfg.edge)), simulator)
+                for i in range(self.rows)]
 
     def tran_job(self, spikes: np.ndarray, neurons: NeuronBank | None = None, outputs: tuple[str, ...] | None = None,
                  step: float | None = None, name: str = "crossbar-tran", timeout: float = 3600.0,
@@ -545,13 +510,178 @@ class Crossbar:
             columns = range(start, min(start + width, self.cols))
             part = Crossbar(active.g_plus[:, columns], active.g_minus[:, columns], self.config)
             bank = neurons.select(columns)
-            ports = (("in",) if membrane else ()) + ((bank.spike_port,) if bank.spike_port else ())
-            outputs = tuple(f"v({bank.node(port, k)})" for k in range(len(columns)) for port in ports)
-            jobs.append((part.tran_job(spikes[:, rows], bank, outputs, step=bank.step_for(simulator),
-                                       name=f"{name}-c{g}",
+            jobs.append((part.tran_job(spikes[:, rows], bank, _neuron_vectors(bank, len(columns), membrane),
+                                       step=bank.step_for(simulator), name=f"{name}-c{g}",
                                        timeout=timeout, simulator=simulator, options=options, sources=sources),
                          columns))
         return jobs
+
+    # ------------------------------------------------------------------------------------------------ staged
+
+    def staged_read(self, spikes: Sequence[np.ndarray], simulator: Simulator = "ngspice", name: str = "staged-read",
+                    n_jobs: int | None = None, scheduler: Any = None, store: str | Path | None = None,
+                    progress: bool = False, timeout: float = 3600.0) -> "StagedRead":
+        """Stage 1 of the staged simulation of the array with its neurons: the mirrored currents into the
+        neurons, A, [steps, cols], for each of the spike trains `spikes` ([steps, rows] each, 0/1); stage 2 runs
+        the neurons on them (`current_jobs`).
+
+        Exact for the array as built (`TileConfig`): it holds no charge and senses at virtual ground, so its
+        outputs at any time depend only on its row voltages at that time, not on the neurons. Over the flat part
+        of a coarse step they are the operating point of that step's input pattern, and each tile's partial
+        outputs that of the pattern of its own rows (its own drivers, wires and sense inputs). So each tile is
+        simulated once for every distinct non-zero pattern of its rows over all the trains (an all-zero pattern
+        gives zero current) in one transient (`pattern_job`), the tiles in parallel through `run_many`
+        (`n_jobs`, `scheduler`, `store` as there), and the partial outputs of a column's tiles are added, as the
+        currents add at the neuron. With the linear read only the unit patterns (one row at v_read) are
+        simulated and the outputs of a pattern are the sum of its rows' (superposition). Wire resistance, read
+        law and programming spread are in the tiles' netlists as in the whole array's (`netlist`)."""
+        trains = [np.asarray(s) for s in spikes]
+        for s in trains:
+            if s.ndim != 2 or s.shape[1] != self.rows or not np.isin(s, (0, 1)).all():
+                raise ValueError(f"Crossbar.staged_read: spikes must be 0/1 arrays [steps, {self.rows}], got one of "
+                                 f"shape {s.shape}")
+        steps = np.concatenate(trains)
+        row_tiles, col_tiles = self.tiles
+        linear = self.config.read_model == "linear"
+        inverse, patterns = [], []
+        for rows in row_tiles:
+            distinct, index = np.unique(steps[:, rows.start:rows.stop], axis=0, return_inverse=True)
+            inverse.append(index.reshape(-1))
+            patterns.append(np.eye(len(rows), dtype=int) if linear else distinct[distinct.any(axis=1)])
+        config = dataclasses.replace(self.config, tile=TileConfig())
+        jobs, places = [], []
+        for k, rows in enumerate(row_tiles):
+            for c, cols in enumerate(col_tiles if len(patterns[k]) else ()):
+                tile = Crossbar(self.g_plus[rows.start:rows.stop, cols.start:cols.stop],
+                                self.g_minus[rows.start:rows.stop, cols.start:cols.stop], config)
+                jobs.append(tile.pattern_job(patterns[k], f"{name}-r{k}c{c}", simulator, timeout))
+                places.append((k, cols, tile))
+        results = run_many(jobs, n_jobs=n_jobs, scheduler=scheduler, store=store, progress=progress,
+                           raise_errors=True)
+        tables = [np.zeros((len(p), self.cols)) for p in patterns]
+        for (k, cols, tile), result in zip(places, results):
+            tables[k][:, cols.start:cols.stop] = tile.pattern_outputs(result, len(patterns[k]))
+        out = np.zeros((len(steps), self.cols))
+        for k, rows in enumerate(row_tiles):
+            if linear:
+                out += steps[:, rows.start:rows.stop] @ tables[k]
+            else:  # np.unique sorts the patterns: the all-zero one, if any, first; its row of the table stays 0
+                table = np.zeros((inverse[k].max(initial=-1) + 1, self.cols))
+                table[len(table) - len(patterns[k]):] = tables[k]
+                out += table[inverse[k]]
+        return StagedRead(currents=np.split(out, np.cumsum([len(s) for s in trains])[:-1]),
+                          patterns=sum(len(p) for p in patterns), jobs=len(jobs),
+                          simulator_s=sum(float(r.provenance.get("wall_s", 0.0)) for r in results))
+
+    def pattern_job(self, patterns: np.ndarray, name: str = "crossbar-patterns", simulator: Simulator = "ngspice",
+                    timeout: float = 3600.0) -> SimJob:
+        """One transient giving the array's outputs for each of `patterns` [n, rows] (0/1: row at v_read or 0 V),
+        pattern m applied at t = m dt, the row voltages ramping linearly from one pattern to the next. The array
+        holds no charge, so every time point is the operating point of its inputs; the ramps carry the Newton
+        solution from one pattern to the next (~3 time points per pattern on VACASK, `PATTERN_OPTIONS`, against
+        ~20 with held steps and 100 ns edges, and against ~0.2 s per `op_job`, which starts a simulator each). Vectors
+        ``i(vout<j>)``; `pattern_outputs` reads them."""
+        v = self.config.v_read * np.asarray(patterns, dtype=float)
+        if v.ndim != 2 or v.shape[1] != self.rows or not len(v):
+            raise ValueError(f"Crossbar.pattern_job: need patterns [n >= 1, {self.rows}], got shape {v.shape}")
+        if len(v) == 1:  # a transient needs a stop time > 0
+            v = np.repeat(v, 2, axis=0)
+        dt = self.config.dt
+        sources = []
+        for i in range(self.rows):
+            changes = np.flatnonzero(np.diff(v[:, i]))
+            corners = np.unique(np.concatenate([[0, len(v) - 1], changes, changes + 1]))
+            waveform = Pwl(tuple((float(m * dt), float(v[m, i])) for m in corners))
+            sources.append(_render(VoltageSource(f"Vin{i}", self.driver_node(i), "0", waveform=waveform), simulator))
+        circuit = self._circuit(self.netlist(sources, simulator=simulator),
+                                f"crossbar {self.rows}x{self.cols} pattern reads", simulator)
+        return SimJob(circuit=circuit, analysis=Tran(step=dt, stop=(len(v) - 1) * dt),
+                      outputs=tuple(f"i(vout{j})" for j in range(self.cols)), simulator=simulator, name=name,
+                      timeout=timeout, options=PATTERN_OPTIONS[simulator])
+
+    def pattern_outputs(self, result, n: int) -> np.ndarray:
+        """Mirrored outputs, A, [n, cols], of the n patterns of a `pattern_job` result (at t = m dt, where the
+        simulator puts a point: the corners of the row voltages are breakpoints)."""
+        at = np.arange(n) * self.config.dt
+        return np.array([np.interp(at, result.x, result[f"i(vout{j})"]) for j in range(self.cols)]).T
+
+    def current_jobs(self, currents: np.ndarray, neurons: NeuronBank, columns_per_job: int = 1,
+                     name: str = "crossbar", timeout: float = 3600.0, simulator: Simulator = "ngspice",
+                     options: tuple[tuple[str, float], ...] = (),
+                     membrane: bool = True) -> list[tuple[SimJob, range]]:
+        """Stage 2 of the staged simulation: `neurons` driven by the array's output `currents` [steps, cols]
+        (A, `staged_read`), each column's a piecewise-linear current source into its neuron's ``in`` node that
+        holds step k's current over step k and ramps over `CrossbarConfig.edge` at a step's start where it
+        changes, as the row drivers do (`step_waveform`); within those edges the coupled netlist's current
+        follows the row voltages through the read law (a straight ramp as well with the linear read). Jobs of
+        `columns_per_job` neurons (0: all), as (job, columns) pairs with `column_jobs`' vectors and time step."""
+        currents = np.asarray(currents, dtype=float)
+        if currents.ndim != 2 or currents.shape[1] != self.cols:
+            raise ValueError(f"Crossbar.current_jobs: currents must be [steps, {self.cols}], got {currents.shape}")
+        if columns_per_job < 0:
+            raise ValueError(f"Crossbar.current_jobs: columns_per_job must be >= 0, got {columns_per_job}")
+        self._check_simulator(simulator, neurons)
+        cfg = self.config
+        width = columns_per_job or self.cols
+        jobs = []
+        for g, start in enumerate(range(0, self.cols, width)):
+            columns = range(start, min(start + width, self.cols))
+            bank = neurons.select(columns)
+            sources = tuple(CurrentSource(f"Iin{k}", "0", bank.node("in", k),
+                                          waveform=step_waveform(currents[:, j], cfg.dt, cfg.edge))
+                            for k, j in enumerate(columns))
+            circuit = dataclasses.replace(
+                self._circuit("\n".join(bank.cards(len(columns), simulator)), f"{len(columns)} neurons on the "
+                              f"currents of crossbar {self.rows}x{self.cols}", simulator, bank, array=False),
+                elements=sources)
+            max_step = bank.step_for(simulator)
+            analysis = Tran(step=max_step or cfg.dt / 10, stop=len(currents) * cfg.dt, max_step=max_step,
+                            method=bank.method)
+            jobs.append((SimJob(circuit=circuit, analysis=analysis, outputs=_neuron_vectors(bank, len(columns),
+                                                                                             membrane),
+                                simulator=simulator, name=f"{name}-c{g}", timeout=timeout, options=options),
+                         columns))
+        return jobs
+
+
+@dataclass(frozen=True)
+class StagedRead:
+    """What stage 1 of a staged simulation gives (`Crossbar.staged_read`)."""
+
+    currents: list[np.ndarray]
+    """Mirrored output currents into the neurons per spike train, A, [steps, cols]."""
+    patterns: int
+    """Input patterns simulated, summed over the row tiles (each in every column tile of its row)."""
+    jobs: int
+    """Transients run (one per tile with a non-zero pattern)."""
+    simulator_s: float
+    """Summed wall time of those transients in their simulators, s."""
+
+
+PATTERN_OPTIONS: dict[str, tuple[tuple[str, float], ...]] = {
+    "vacask": (("nr_conviter", 2), ("tran_fbr", 0.5)), "ngspice": ()}
+"""Simulator options of `Crossbar.pattern_job`. VACASK: every time point's Newton solution confirmed by a second
+convergent iteration (nr_conviter = 2): with one, points along the ramps were up to 3e-4 (relative) off the
+operating points of the same patterns, with two they agree with `Crossbar.op_job` to ~1e-8 (a 32 x 16 tile,
+1 ohm, sinh read, 186 patterns); steps of up to half the distance between breakpoints (tran_fbr = 0.5; VACASK's
+default 0.2501 keeps 4 points between breakpoints for its truncation-error estimate, which a network without
+charge does not use): 3.1 time points per pattern instead of 4.0, same outputs. ngspice agrees to ~1e-9 as it is."""
+
+
+def step_waveform(levels: np.ndarray, dt: float, edge: float) -> Pwl | None:
+    """Piecewise-linear waveform holding levels[k] (V or A) over coarse step k of `dt` s, 0 before the first step
+    and after the last, each change a ramp of `edge` s from the start of its step; None if every level is 0."""
+    train = np.concatenate([[0.0], np.asarray(levels, dtype=float), [0.0]])
+    points = []
+    for k in np.flatnonzero(np.diff(train)):  # step index at which the level changes
+        points += [(float(k * dt), float(train[k])), (float(k * dt + edge), float(train[k + 1]))]
+    return Pwl(tuple(points)) if points else None
+
+
+def _neuron_vectors(bank: NeuronBank, n: int, membrane: bool) -> tuple[str, ...]:
+    """Vectors kept of n neurons of `bank`: each one's ``in`` node (with `membrane`) and spike output."""
+    ports = (("in",) if membrane else ()) + ((bank.spike_port,) if bank.spike_port else ())
+    return tuple(f"v({bank.node(port, k)})" for k in range(n) for port in ports)
 
 
 def _render(source: VoltageSource, simulator: Simulator) -> str:

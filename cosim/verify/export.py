@@ -84,8 +84,9 @@ class HardwareConfig:
     tile: TileConfig = ARRAY_TILE
     """The array as built: tiles of at most tile.rows inputs x tile.cols pairs, each with its own wires, row
     drivers, virtual-ground sensing and mirrors into the neurons (`cosim.devices.crossbar.TileConfig`; README
-    "Arrays as built"). With wire resistance a SPICE job holds whole column tiles; with ideal wires the tiled
-    array is exactly the untiled one, which is simulated (fewer sense sources and mirrors)."""
+    "Arrays as built"). With wire resistance verification simulates it in two stages (the tiles' outputs per
+    input pattern, then the neurons on them: `Crossbar.staged_read`); with ideal wires the tiled array is
+    exactly the untiled one, which is simulated (fewer sense sources and mirrors)."""
     programming: Literal["monte_carlo", "ideal"] = "monte_carlo"
     """monte_carlo: every device drawn from its level's write-verify population (programming spread);
     ideal: every device exactly on its target conductance."""
@@ -311,13 +312,18 @@ def program(layer: DeviceLayer, hw: HardwareConfig, levels: ProgrammedLevels | N
     return HardwareLayer(layer, crossbar, neurons, hw)
 
 
-def sample_jobs(chip: HardwareLayer, spikes: np.ndarray, name: str,
-                timeout: float = 3600.0) -> list[tuple[SimJob, range]]:
+def sample_jobs(chip: HardwareLayer, spikes: np.ndarray, name: str, timeout: float = 3600.0,
+                currents: np.ndarray | None = None) -> list[tuple[SimJob, range]]:
     """The transients of one sample: presynaptic `spikes` [steps, inputs] (0/1) as read pulses of one coarse
     step each into the chip, as (job, neurons it simulates) pairs, `hw.columns_per_job` neurons per job.
 
     Each job holds all rows and its columns of the crossbar and those columns' neurons, numbered from 0 in the
-    job (`Crossbar.tran_job`); vectors: each neuron's membrane (``v(in<k>)``) and spike output.
+    job (`Crossbar.tran_job`); with the array's output `currents` [steps, neurons] (A, `Crossbar.staged_read`,
+    the wired array's) it holds only the neurons, driven by them (`Crossbar.current_jobs`). Vectors: each
+    neuron's membrane (``v(in<k>)``) and spike output.
     """
+    if currents is not None:
+        return chip.crossbar.current_jobs(currents, chip.neurons, chip.hw.columns_per_job, name, timeout,
+                                          chip.simulator, chip.hw.options)
     return chip.crossbar.column_jobs(spikes, chip.neurons, chip.hw.columns_per_job, name, timeout, chip.simulator,
                                      chip.hw.options)

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from cosim.devices.card import card_sha256
 from cosim.devices.crossbar import Crossbar, TileConfig
 from cosim.devices.plugins import neuron_device, synapse_device
-from cosim.spice import SimError, run, run_many
+from cosim.spice import SimError, run_many
 from cosim.surrogates.traces import Traces, compare
 from cosim.train.checkpoint import CHECKPOINTS, latest_checkpoint, load_checkpoint, write_atomic
 from cosim.train.config import ModelConfig, TrainConfig, VerifyConfig, read_config, validate
@@ -103,14 +103,16 @@ def _parallel_slots(n_jobs: int | None, scheduler: Any) -> int:
 
 
 def simulate_spice(chip: HardwareLayer, spikes: Sequence[np.ndarray], budget_s: float, n_jobs: int | None = None,
-                   scheduler: Any = None, progress: bool = True,
-                   store: Path | None = None) -> tuple[list[list[Traces] | None], float]:
+                   scheduler: Any = None, progress: bool = True, store: Path | None = None,
+                   currents: Sequence[np.ndarray] | None = None) -> tuple[list[list[Traces] | None], float]:
     """SPICE traces per sample (None where skipped for the budget or failed) and the simulation CPU time, s.
     `store`: folder where each job's result is written as it comes (`run_many`), so that an interrupted
-    verification, run again, simulates only what is missing."""
+    verification, run again, simulates only what is missing. `currents`: the array's output currents of each
+    sample (`Crossbar.staged_read`), which then drive the neurons (`sample_jobs`)."""
     grid = (np.arange(max(len(s) for s in spikes) * WINDOWS_PER_STEP) + 1) * chip.layer.dt / WINDOWS_PER_STEP
     timeout = max(budget_s, MIN_JOB_TIMEOUT_S)
-    per_sample = [sample_jobs(chip, sample, f"verify-sample{s}", timeout) for s, sample in enumerate(spikes)]
+    per_sample = [sample_jobs(chip, sample, f"verify-sample{s}", timeout, None if currents is None else currents[s])
+                  for s, sample in enumerate(spikes)]
     jobs_per_sample = len(per_sample[0])
     round_size = max(1, _parallel_slots(n_jobs, scheduler) // jobs_per_sample)
     out: list[list[Traces] | None] = [None] * len(spikes)
@@ -147,9 +149,11 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
     `out_dir` caches the programming Monte Carlo (``out_dir/levels``); `store` keeps every SPICE result as it
     comes (`simulate_spice`: run again, an interrupted verification resumes); `fitted` is the surrogate the
     network was trained with (`cosim.train.models.fitted_surrogate`), None for the analytic model. With wire
-    resistance the summary has the array's IR-drop error per tile (`ir_drop_tiles`), and a linear-read array is
-    simulated as its exact ideal-wire equivalent (`wired_equivalent`; summary ``wired_array``). Global RNG states
-    are left untouched.
+    resistance the summary has the array's IR-drop error per tile (`ir_drop_tiles`), and the array is simulated
+    in two stages, exact for the array as built with either read model (`Crossbar.staged_read`: its output
+    currents from one transient per tile over the distinct input patterns of the samples; then the neurons on
+    those currents, one column per job as with ideal wires; summary ``wired_array`` = "staged" and
+    ``wired_read``). Global RNG states are left untouched.
     """
     start = time.perf_counter()
     layer = device_layer(model)
@@ -157,16 +161,19 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
         hw, layer.synapse, out_dir / "levels" if out_dir is not None else None, progress=progress,
         card=layer.synapse_card)
     chip = program(layer, hw, levels, fitted)
-    wired = chip.crossbar
-    if hw.r_wire > 0 and hw.read_model == "linear":
-        chip = dataclasses.replace(chip, crossbar=wired_equivalent(wired, chip.simulator))
     samples = select_samples(task, split, cfg.samples, cfg.max_steps)
     with torch.random.fork_rng():
         torch.manual_seed(hw.seed)
         with torch.no_grad():
             spikes = [model.presynaptic(batch.inputs)[:, 0].numpy() for _, batch in samples]
     reference = surrogate_traces(layer, spikes)
-    spice, cpu_s = simulate_spice(chip, spikes, cfg.cpu_budget_s, n_jobs, scheduler, progress, store)
+    read = None
+    if hw.r_wire > 0:
+        read = chip.crossbar.staged_read(spikes, chip.simulator, "verify-read", n_jobs, scheduler, store, progress,
+                                         max(cfg.cpu_budget_s, MIN_JOB_TIMEOUT_S))
+    spice, cpu_s = simulate_spice(chip, spikes, cfg.cpu_budget_s, n_jobs, scheduler, progress, store,
+                                  None if read is None else read.currents)
+    cpu_s += 0.0 if read is None else read.simulator_s
 
     done = [s for s in range(len(samples)) if spice[s] is not None]
     if not done:
@@ -206,9 +213,10 @@ def verify_model(model: nn.Module, task: Task, cfg: VerifyConfig, hw: HardwareCo
     if network == "music":
         summary["frame_agreement"] = agreement["frames_agree"] / max(1, agreement["frames"])
     summary["within_tolerance"] = summary["prediction_agreement"] >= cfg.tolerance
-    if hw.r_wire > 0:
-        summary |= ir_drop_tiles(wired, spikes, chip.simulator)
-        summary["wired_array"] = "transfer matrix" if chip.crossbar is not wired else "netlist"
+    if read is not None:
+        summary |= ir_drop_tiles(chip.crossbar, spikes, chip.simulator)
+        summary["wired_array"] = "staged"
+        summary["wired_read"] = {"patterns": read.patterns, "jobs": read.jobs, "simulator_s": read.simulator_s}
     plots = {"spice": spice[done[0]], "surrogate": reference[done[0]], "index": samples[done[0]][0]}
     return summary, plots
 
@@ -218,16 +226,6 @@ def _cards(layer: DeviceLayer) -> dict[str, dict | None]:
     neuron = neuron_device(layer.neuron, layer.neuron_card).card if layer.neuron_card else None
     synapse = synapse_device(layer.synapse, layer.synapse_card).card if layer.synapse_card else None
     return {"neuron": neuron.to_dict() if neuron else None, "synapse": synapse.to_dict() if synapse else None}
-
-
-def wired_equivalent(crossbar: Crossbar, simulator: str = "ngspice") -> Crossbar:
-    """The ideal-wire crossbar with the same outputs as `crossbar` (linear read, wires, tiles) at every input:
-    its transfer matrix from one transient of the wired array on `simulator` (`Crossbar.transfer_matrix`, exact
-    by superposition), set into an untiled array with ideal wires (`Crossbar.equivalent`). Its transients cost
-    what ideal wires cost and split into single columns: the wired array's own netlist with the neurons in it is
-    ~40x larger and runs at ~60 ms per time point for a 256 x 16 column tile (the 256 x 27 transfer transient:
-    48 s on VACASK, 390 s on ngspice)."""
-    return crossbar.equivalent(crossbar.transfer_matrix(run(crossbar.transfer_job(simulator=simulator))))
 
 
 IR_DROP_READS = 4

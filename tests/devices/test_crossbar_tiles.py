@@ -1,5 +1,6 @@
 """The array as built: a tiled crossbar (its own wires, sensing and mirrors per tile) in ngspice against the
-untiled one, the IR drop of its tiles, and its exact ideal-wire equivalent (transfer matrix) for verification."""
+untiled one, the IR drop of its tiles, and the staged read of a wired linear array (tests/devices/
+test_crossbar_staged.py: the sinh read, with neurons)."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,22 +56,19 @@ def test_tiles_cut_the_ir_drop_and_report_it_per_tile():
     assert bars[0].tile_errors(bars[0].partial_outputs(results[0]), v)[0, 0] == pytest.approx(untiled_error)
 
 
-def test_a_wired_linear_array_and_its_ideal_wire_equivalent_give_the_same_transient():
+def test_staged_read_of_a_wired_linear_array_gives_its_transient_outputs():
     weights, _ = _case(2)
     config = CrossbarConfig(r_wire=2.0, read_model="linear", tile=TILE, dt=1e-4, edge=1e-6)
     wired = Crossbar.from_weights(weights, LevelMapping(), config)
-    equivalent = wired.equivalent(wired.transfer_matrix(run(wired.transfer_job())))
-    assert equivalent.config.r_wire == 0 and equivalent.config.tile == TileConfig()
     spikes = (np.random.default_rng(3).random((5, ROWS)) < 0.4).astype(int)
-    results = run_many([bar.tran_job(spikes, step=config.dt / 20) for bar in (wired, equivalent)], progress=False,
-                       raise_errors=True)
+    read = wired.staged_read([spikes])
+    assert read.patterns == ROWS and read.jobs == 9  # each row tile's unit patterns: outputs by superposition
+    result = run(wired.tran_job(spikes, step=config.dt / 20))
     middle = (np.arange(5) + 0.5) * config.dt
-    a, b = (np.array([np.interp(middle, r.x, r[f"i(vout{j})"]) for j in range(COLS)]) for r in results)
-    assert np.abs(a - b).max() < 1e-6 * np.abs(a).max()
-    ideal = wired.ideal_outputs(config.v_read * spikes).T
-    assert np.abs(a - ideal).max() > 1e-3 * np.abs(a).max(), "the wires must matter for this to test anything"
-    with pytest.raises(ValueError, match="linear"):
-        Crossbar.from_weights(weights, LevelMapping(), CrossbarConfig(r_wire=2.0, tile=TILE)).transfer_job()
+    coupled = np.array([np.interp(middle, result.x, result[f"i(vout{j})"]) for j in range(COLS)]).T
+    assert np.abs(read.currents[0] - coupled).max() < 1e-6 * np.abs(coupled).max()
+    ideal = wired.ideal_outputs(config.v_read * spikes)
+    assert np.abs(coupled - ideal).max() > 1e-3 * np.abs(coupled).max(), "the wires must matter for this to test"
 
 
 def test_with_wires_a_job_holds_whole_column_tiles(tmp_path):

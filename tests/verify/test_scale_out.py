@@ -35,12 +35,13 @@ def test_dask_cluster_verifies_like_the_local_run_and_an_interrupted_run_resumes
     hw = HardwareConfig(programming="ideal")
     store = wired_run / "verify" / "jobs"
     local = verify_run(wired_run, hw=hw, n_jobs=1, progress=False)
-    # the run's own array: 1 ohm, 2 row tiles; simulated through its exact ideal-wire equivalent
+    # the run's own array: 1 ohm, 2 row tiles; simulated in two stages (tile reads, then the neurons)
     assert local["hardware"]["r_wire"] == 1.0 and len(local["ir_drop_tile_error_rel"]) == 2
-    assert local["wired_array"] == "transfer matrix" and 0 < local["ir_drop_error_rel"] < 0.05
+    assert local["wired_array"] == "staged" and 0 < local["ir_drop_error_rel"] < 0.05
+    assert local["wired_read"]["jobs"] == 2  # one transient per tile (linear read: its unit patterns)
     assert local["spikes_spice"] > 10, "the tiny network must spike for the comparison to mean anything"
     stored = sorted(store.glob("*.json"))
-    assert len(stored) == 8  # 2 samples x 4 single-column jobs, each written as it came
+    assert len(stored) == 2 + 8  # 2 tile reads, 2 samples x 4 single-column jobs, each written as it came
     shutil.rmtree(store)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:
@@ -56,6 +57,6 @@ def test_dask_cluster_verifies_like_the_local_run_and_an_interrupted_run_resumes
     kept = {path: path.stat().st_mtime_ns for path in store.iterdir()}
     resumed = verify_run(wired_run, hw=hw, n_jobs=1, progress=False)
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in kept.items())
-    assert len(list(store.glob("*.json"))) == 8
+    assert len(list(store.glob("*.json"))) == 2 + 8
     for key in KEYS:
         assert resumed[key] == local[key], key
