@@ -5,9 +5,10 @@ Backends:
 - ``"cpp"`` (default): a C++ extension (``csrc/fine_cpu.cpp`` with the per-neuron equations in
   ``csrc/felif_substep.h``) compiled at first use with `torch.utils.cpp_extension.load`
   (``-O3 -ffast-math -march=native -fopenmp``), cached under ``$COSIM_CACHE/torch_ext`` or
-  ``~/.cache/cosim/torch_ext``. float32 and float64 (the state accumulates in double either way), OpenMP over
-  blocks of neurons (torch.get_num_threads() threads) for jobs of at least 2M neuron-sub-steps, smaller ones on
-  the calling thread. If it cannot be compiled, `fine_forward` raises `KernelBuildError` saying what to install.
+  ``~/.cache/cosim/torch_ext``. float32 (the state summed with Kahan compensation: as accurate as float64 sums)
+  and float64, OpenMP over blocks of neurons (torch.get_num_threads() threads) for jobs of at least 2M
+  neuron-sub-steps, smaller ones on the calling thread. If it cannot be compiled, `fine_forward` raises
+  `KernelBuildError` saying what to install.
 - ``"torch"``: `integrators.fine_forward_reference`, vectorised over neurons with a Python loop over sub-steps:
   exact same scheme, two to three orders of magnitude slower (about 0.2 M neuron-sub-steps/s at 16 neurons).
   Chosen with ``COSIM_FINE_BACKEND=torch`` (or ``backend="torch"``), and used with a warning for tensors on a
@@ -41,7 +42,8 @@ class KernelBuildError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Build directory of the extension: per torch version and CPU (the code is built with -march=native)."""
+    """Build directory of the extension: per torch version, CPU (the code is built with -march=native) and kernel
+    source (a hash of csrc/: a build of other sources is never loaded, whatever the files' modification times)."""
     root = Path(os.environ["COSIM_CACHE"]) if os.environ.get("COSIM_CACHE") else Path.home() / ".cache" / "cosim"
     cpu = platform.machine()
     try:
@@ -49,7 +51,8 @@ def cache_dir() -> Path:
         cpu += "-" + hashlib.sha1(flags.encode()).hexdigest()[:10]
     except (OSError, StopIteration):
         pass
-    return root / "torch_ext" / f"torch{torch.__version__}-{cpu}"
+    source = hashlib.sha1(b"".join(path.read_bytes() for path in sorted(_CSRC.iterdir()))).hexdigest()[:10]
+    return root / "torch_ext" / f"torch{torch.__version__}-{cpu}-src{source}"
 
 
 def load_extension() -> ModuleType:

@@ -212,13 +212,47 @@ struct ExponentialStep {
   }
 };
 
-// Applies the increments to a state held in the accumulator type A (double: a thousand float32 increments of
-// ~1e-4 summed in float32 drift by ~1e-6 C/m^2), with the clips of physics.euler_step: V to [v_min, v_max], P to
-// [-P_s, P_s].
-template <typename A, typename T>
-COSIM_HD void advance(A& v, A& p, T dv, T dp, const Lane<T>& n) {
-  v = clamp_to(v + A(dv), A(n.c[V_MIN]), A(n.c[V_MAX]));
-  p = clamp_to(p + A(dp), A(-n.c[P_S]), A(n.c[P_S]));
+// Whether a run in T sums its state with compensation: a thousand float32 increments of ~1e-4 summed in plain
+// float32 drift by ~1e-6 C/m^2; float64 needs none.
+template <typename T>
+constexpr bool COMPENSATED = sizeof(T) < sizeof(double);
+
+// COSIM_ORDERED(x): x, evaluated as written. Under -ffast-math (-fassociative-math) GCC would otherwise fold the
+// compensation of add_clipped, ((x + y) - x) - y, to 0; tests/felif/test_kernel.py checks that it survives.
+#if defined(__CUDA_ARCH__)
+#define COSIM_ORDERED(x) (x)  // nvcc does not reassociate
+#elif defined(__has_builtin) && __has_builtin(__builtin_assoc_barrier)
+#define COSIM_ORDERED(x) __builtin_assoc_barrier(x)  // GCC >= 12
+#elif defined(__has_builtin) && __has_builtin(__arithmetic_fence)
+#define COSIM_ORDERED(x) __arithmetic_fence(x)  // clang, x86
+#elif defined(__ASSOCIATIVE_MATH__)
+#error "felif_substep.h: no association barrier in this compiler; build without -fassociative-math (-ffast-math)"
+#else
+#define COSIM_ORDERED(x) (x)
+#endif
+
+// x += dx in T, then clipped to [lo, hi]. If COMPENSATED<T>, Kahan summation: `carry` holds the rounding error of
+// the earlier additions, taken off the next increment; a clipped value is exact, so its carry is reset.
+template <typename T>
+COSIM_HD void add_clipped(T& x, T& carry, T dx, T lo, T hi) {
+  T sum;
+  if constexpr (COMPENSATED<T>) {
+    const T y = dx - carry;
+    sum = COSIM_ORDERED(x + y);
+    carry = COSIM_ORDERED(sum - x) - y;
+  } else {
+    sum = x + dx;
+  }
+  x = clamp_to(sum, lo, hi);
+  if constexpr (COMPENSATED<T>) carry = x == sum ? carry : T(0);
+}
+
+// Applies the increments with the clips of physics.euler_step: V to [v_min, v_max], P to [-P_s, P_s]. v_carry and
+// p_carry: the compensation terms of add_clipped, 0 at the start of a run.
+template <typename T>
+COSIM_HD void advance(T& v, T& v_carry, T& p, T& p_carry, T dv, T dp, const Lane<T>& n) {
+  add_clipped(v, v_carry, dv, n.c[V_MIN], n.c[V_MAX]);
+  add_clipped(p, p_carry, dp, -n.c[P_S], n.c[P_S]);
 }
 
 }  // namespace cosim
