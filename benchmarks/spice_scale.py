@@ -12,13 +12,19 @@ line and load average):
   (wall time of `run_many` on `--jobs` processes, and the summed simulator time) and compared with the
   reference: spike-count agreement (1 - sum over neurons |n - n_ref| / sum n_ref) and the error of the paired
   spike times (`cosim.surrogates.traces.pair_spikes`). Key ``options``.
-- ``crossbar``: the goal run: 256 x 27 pairs + 27 FeLIF neurons (8-domain), `--steps` ms, sinh read, ideal wires
-  (wire resistance is added by the tiled-array part of issue 16, not here), on the chosen defaults (VACASK, one
-  column per job, `cosim.verify.export.HardwareConfig`'s options) over `--jobs` processes; against today's path
-  (ngspice, linear read, one netlist) over the first `--baseline-steps` steps, scaled linearly to `--steps` when
-  shorter (stated in the JSON as ``baseline_scaled_from_s``). Keys ``crossbar_s`` (wall time, s),
-  ``crossbar_speedup`` (baseline wall time for the same simulated time / crossbar_s) and ``crossbar`` (details,
-  with the spike agreement of the two on the baseline window).
+- ``crossbar``: the goal run: 256 x 27 pairs + 27 FeLIF neurons (8-domain), `--steps` ms, sinh read, wire
+  resistance on: `R_WIRE` = 1 ohm per segment (the value of the README's "Arrays as built" and of
+  benchmarks/ir_drop.py; `HardwareConfig.r_wire` defaults to ideal wires) in the array as built (tiles
+  `ARRAY_TILE`, 32 x 16), simulated in two stages (`Crossbar.staged_read`: each tile once per distinct input
+  pattern of its rows; then the neurons on the summed currents, `Crossbar.current_jobs`) on the chosen defaults
+  (VACASK, one column per job, `cosim.verify.export.HardwareConfig`'s options) over `--jobs` processes, both
+  stages in the time; beside it the same run with ideal wires (the neurons' crossbar columns in their netlists,
+  as before) and, over the first `--wired-check-steps` steps, the coupled wired netlist with its neurons (jobs
+  of whole column tiles) whose spikes the staged run must reproduce. Against today's path (ngspice, linear read,
+  ideal wires, one netlist) over the first `--baseline-steps` steps, scaled linearly to `--steps` when shorter
+  (stated in the JSON as ``baseline_scaled_from_s``), in the same run. Keys ``crossbar_s`` (wall time of the
+  wired staged run, s), ``crossbar_speedup`` (baseline wall time for the same simulated time / crossbar_s) and
+  ``crossbar`` (details: the ideal-wire run as ``ideal_wires`` with its own speed-up, the spike agreements).
 - ``jsb``: a trained music run (`--run`, default runs/main) verified in SPICE on the whole JSB test split (the
   run's own test subset set aside) with the 8-domain neurons (`cosim.verify.runner.verify_model`), full chorales;
   `--samples` fewer than the split: that many chorales spread over it, the split's time scaled from them by its
@@ -26,7 +32,8 @@ line and load average):
   ``jsb_test_verify_s``, ``jsb_test_agreement`` and ``jsb`` (details, with the CPU time).
 
     .venv/bin/python benchmarks/spice_scale.py --part options [--steps 100] [--option-cols 4]
-    .venv/bin/python benchmarks/spice_scale.py --part crossbar [--steps 100] [--baseline-steps 10]
+    .venv/bin/python benchmarks/spice_scale.py --part crossbar [--steps 100] [--baseline-steps 10] \
+        [--wired-check-steps 5]
     .venv/bin/python benchmarks/spice_scale.py --part jsb [--run runs/main] [--samples 77]
 """
 from __future__ import annotations
@@ -42,7 +49,7 @@ import numpy as np
 import psutil
 import recording
 
-from cosim.devices.crossbar import Crossbar, CrossbarConfig, felif_bank
+from cosim.devices.crossbar import ARRAY_TILE, Crossbar, CrossbarConfig, felif_bank
 from cosim.devices.felif import VACASK_MAX_STEP, FeLIFCircuitParameters, spike_times
 from cosim.devices.plugins import NeuronBank
 from cosim.devices.rram import LevelMapping
@@ -53,6 +60,8 @@ from cosim.verify.export import HardwareConfig
 HERE = Path(__file__).resolve().parent
 SECTION = "## SPICE at scale"
 ROWS, COLS = 256, 27
+R_WIRE = 1.0
+"""Wire resistance per segment of the goal run, ohm (README "Arrays as built"; benchmarks/ir_drop.py)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +80,11 @@ class Setting:
     """Largest time step, s."""
     options: tuple[tuple[str, float], ...] = ()
     """Simulator options (`SimJob.options`)."""
+    r_wire: float = 0.0
+    """Wire resistance per segment, ohm; > 0: the array as built, tiles `ARRAY_TILE`."""
+    staged: bool = False
+    """Simulate in two stages (`Crossbar.staged_read`, then `Crossbar.current_jobs`) instead of the coupled
+    netlist of array and neurons (`Crossbar.column_jobs`)."""
 
 
 REFERENCE = Setting("ngspice, linear, one netlist (today)", "ngspice", "linear", 0)
@@ -90,14 +104,25 @@ def simulate(setting: Setting, weights: np.ndarray, spikes: np.ndarray, n_jobs: 
     """Run `spikes` through the crossbar of `weights` into default 8-domain FeLIF neurons with `setting`.
 
     Returns wall time (s), CPU time of the worker processes and their simulators (s; robust to other load on a
-    shared machine), summed simulator wall time (s), time points and the spike times (s) of every neuron."""
+    shared machine), summed simulator wall time (s), time points and the spike times (s) of every neuron; staged,
+    also ``read`` (stage 1: wall time, patterns, jobs, simulator time), which the totals include."""
     neuron = FeLIFCircuitParameters()
     bank: NeuronBank = dataclasses.replace(felif_bank(neuron), max_step=setting.max_step,
                                            vacask_max_step=setting.max_step)
-    crossbar = Crossbar.from_weights(weights, LevelMapping(), CrossbarConfig(read_model=setting.read_model))
-    jobs = crossbar.column_jobs(spikes, bank, setting.columns_per_job, name=name, simulator=setting.simulator,
-                                options=setting.options, membrane=False)
+    config = CrossbarConfig(read_model=setting.read_model, r_wire=setting.r_wire,
+                            tile=ARRAY_TILE if setting.r_wire > 0 else CrossbarConfig().tile)
+    crossbar = Crossbar.from_weights(weights, LevelMapping(), config)
     start, cpu = time.perf_counter(), children_cpu_s()
+    read = None
+    if setting.staged:
+        staged = crossbar.staged_read([spikes], setting.simulator, f"{name}-read", n_jobs)
+        read = {"wall_s": time.perf_counter() - start, "patterns": staged.patterns, "jobs": staged.jobs,
+                "simulator_s": staged.simulator_s}
+        jobs = crossbar.current_jobs(staged.currents[0], bank, setting.columns_per_job, name=name,
+                                     simulator=setting.simulator, options=setting.options, membrane=False)
+    else:
+        jobs = crossbar.column_jobs(spikes, bank, setting.columns_per_job, name=name, simulator=setting.simulator,
+                                    options=setting.options, membrane=False)
     results = run_many([job for job, _ in jobs], n_jobs=n_jobs, progress=False)
     wall, cpu = time.perf_counter() - start, children_cpu_s() - cpu
     trains: list[np.ndarray] = []
@@ -109,8 +134,9 @@ def simulate(setting: Setting, weights: np.ndarray, spikes: np.ndarray, n_jobs: 
         points += int(result.x.size)
         trains += [spike_times(result.x, result[f"v({bank.node('spk', k)})"], neuron.v_spk)
                    for k in range(len(columns))]
-    return {"wall_s": wall, "cpu_s": cpu, "simulator_s": sim_s, "timepoints": points, "jobs": len(jobs),
-            "spikes": trains}
+    out = {"wall_s": wall, "cpu_s": cpu, "simulator_s": sim_s + (read["simulator_s"] if read else 0.0),
+           "timepoints": points, "jobs": len(jobs) + (read["jobs"] if read else 0), "spikes": trains}
+    return out if read is None else out | {"read": read}
 
 
 def children_cpu_s() -> float:
@@ -211,39 +237,74 @@ def part_crossbar(args: argparse.Namespace) -> tuple[dict, str]:
     hw = HardwareConfig()
     dt = CrossbarConfig().dt
     columns = hw.columns_per_job if args.columns_per_job is None else args.columns_per_job
-    goal = Setting("VACASK, sinh, defaults", "vacask", "sinh", columns, hw.max_step or VACASK_MAX_STEP, hw.options)
+    max_step = hw.max_step or VACASK_MAX_STEP
+    goal = Setting(f"VACASK, sinh, {R_WIRE:g} ohm, tiles {ARRAY_TILE.rows}x{ARRAY_TILE.cols}, staged", "vacask",
+                   "sinh", columns, max_step, hw.options, R_WIRE, staged=True)
+    ideal = Setting("VACASK, sinh, ideal wires", "vacask", "sinh", columns, max_step, hw.options)
+    coupled = Setting(f"VACASK, sinh, {R_WIRE:g} ohm, coupled netlist", "vacask", "sinh", columns, max_step,
+                      hw.options, R_WIRE)
     fast = simulate(goal, weights, spikes, args.jobs, "crossbar-goal")
-    print(f"goal: {fast['wall_s']:.1f} s", flush=True)
+    print(f"goal (wires, staged): {fast['wall_s']:.1f} s (stage 1 {fast['read']['wall_s']:.1f} s, "
+          f"{fast['read']['patterns']} patterns)", flush=True)
+    flat = simulate(ideal, weights, spikes, args.jobs, "crossbar-ideal")
+    print(f"ideal wires: {flat['wall_s']:.1f} s", flush=True)
+    check_steps = min(args.wired_check_steps, args.steps)
+    check = simulate(coupled, weights, spikes[:check_steps], args.jobs, "crossbar-coupled") if check_steps else None
+    if check is not None:
+        print(f"coupled wired netlist {check_steps} steps: {check['wall_s']:.1f} s", flush=True)
     base_steps = min(args.baseline_steps, args.steps)
     base = simulate(REFERENCE, weights, spikes[:base_steps], args.jobs, "crossbar-baseline")
     print(f"baseline {base_steps} steps: {base['wall_s']:.1f} s", flush=True)
     scale = args.steps / base_steps
-    baseline_s = base["wall_s"] * scale
-    match = agreement(base["spikes"], fast["spikes"], dt, until=base_steps * dt)
-    baseline_cpu_s = base["cpu_s"] * scale
+    baseline_s, baseline_cpu_s = base["wall_s"] * scale, base["cpu_s"] * scale
+    coupled_match = (agreement(check["spikes"], fast["spikes"], dt, until=check_steps * dt)
+                     if check is not None else None)
+    ideal_match = agreement(base["spikes"], flat["spikes"], dt, until=base_steps * dt)
+    wired_vs_ideal = agreement(flat["spikes"], fast["spikes"], dt)
+
+    def summary(run: dict, setting: Setting) -> dict:
+        return {"setting": dataclasses.asdict(setting), "wall_s": run["wall_s"], "cpu_s": run["cpu_s"],
+                "simulator_s": run["simulator_s"], "timepoints": run["timepoints"], "jobs": run["jobs"],
+                "spikes": int(sum(len(s) for s in run["spikes"])), "speedup": baseline_s / run["wall_s"],
+                "cpu_speedup": baseline_cpu_s / run["cpu_s"], **({"stage1": run["read"]} if "read" in run else {})}
+
     out = {"crossbar_s": fast["wall_s"], "crossbar_speedup": baseline_s / fast["wall_s"],
            "crossbar": {"rows": ROWS, "cols": COLS, "steps": args.steps, "simulated_s": args.steps * dt,
-                        "jobs": args.jobs, "setting": dataclasses.asdict(goal), "r_wire": 0.0,
-                        "wall_s": fast["wall_s"], "cpu_s": fast["cpu_s"], "simulator_s": fast["simulator_s"],
-                        "cpu_speedup": baseline_cpu_s / fast["cpu_s"], "baseline_cpu_s": baseline_cpu_s,
-                        "timepoints": fast["timepoints"], "spikes": int(sum(len(s) for s in fast["spikes"])),
+                        "jobs": args.jobs, "r_wire": R_WIRE, "tile": [ARRAY_TILE.rows, ARRAY_TILE.cols],
+                        **summary(fast, goal), "ideal_wires": summary(flat, ideal),
+                        "coupled_check": None if check is None else {
+                            "steps": check_steps, "wall_s": check["wall_s"], "cpu_s": check["cpu_s"],
+                            "setting": dataclasses.asdict(coupled), "agreement_with_staged": coupled_match},
+                        "staged_vs_ideal_wires": wired_vs_ideal,
                         "baseline": {**dataclasses.asdict(REFERENCE), "steps": base_steps, "wall_s": base["wall_s"],
                                      "cpu_s": base["cpu_s"],
                                      "simulator_s": base["simulator_s"], "timepoints": base["timepoints"]},
-                        "baseline_s": baseline_s, "baseline_scaled_from_s": base_steps * dt,
-                        "agreement_on_baseline_window": match,
-                        "note": "ideal wires; wire resistance (tiled array) is another part of issue 16"}}
+                        "baseline_s": baseline_s, "baseline_cpu_s": baseline_cpu_s,
+                        "baseline_scaled_from_s": base_steps * dt,
+                        "ideal_agreement_on_baseline_window": ideal_match,
+                        "note": (f"goal: wire resistance {R_WIRE:g} ohm per segment, tiles {ARRAY_TILE.rows}x"
+                                 f"{ARRAY_TILE.cols}, sinh read, staged (both stages in the time); baseline: "
+                                 "ngspice, linear read, ideal wires, one netlist"
+                                 + (f", run over {base_steps} of {args.steps} steps and scaled x{scale:g}"
+                                    if scale != 1 else ", over the same steps"))}}
+    read = fast["read"]
     text = (f"Goal run: {ROWS} x {COLS} pairs + {COLS} FeLIF neurons (8 domains), {args.steps} ms, sinh read, "
-            f"ideal wires (wire resistance: later part), {goal.label} ({columns} column(s)/job, max step "
-            f"{goal.max_step * 1e6:g} us), "
-            f"{args.jobs} processes: **{fast['wall_s']:.1f} s** wall, {fast['cpu_s']:.1f} s CPU. Baseline "
-            f"(ngspice, linear read, one netlist) over {base_steps} ms: {base['wall_s']:.1f} s wall, "
+            f"**wires on** ({R_WIRE:g} ohm per segment, tiles {ARRAY_TILE.rows} x {ARRAY_TILE.cols}), staged on "
+            f"VACASK ({columns} column(s)/job, max step {max_step * 1e6:g} us), {args.jobs} processes: "
+            f"**{fast['wall_s']:.1f} s** wall, {fast['cpu_s']:.1f} s CPU (stage 1: {read['patterns']} tile "
+            f"patterns in {read['jobs']} transients, {read['wall_s']:.1f} s wall). Ideal wires (neurons' columns "
+            f"in their netlists): {flat['wall_s']:.1f} s wall, {flat['cpu_s']:.1f} s CPU. Baseline (ngspice, "
+            f"linear read, ideal wires, one netlist) over {base_steps} ms: {base['wall_s']:.1f} s wall, "
             f"{base['cpu_s']:.1f} s CPU" + (f", scaled x{scale:g} to {baseline_s:.0f} s" if scale != 1 else "")
-            + f". Speed-up **{baseline_s / fast['wall_s']:.1f}x** in wall time, "
-            f"{baseline_cpu_s / fast['cpu_s']:.1f}x in CPU time. Agreement over the baseline window: "
-            f"spike counts {match['spike_count_agreement']:.4f} ({match['spikes']} vs {match['spikes_reference']}), "
-            f"spike times max {match['spike_time_error_max_s'] * 1e6:.2f} us, "
-            f"median {match['spike_time_error_median_s'] * 1e6:.2f} us.")
+            + f". Speed-up **{baseline_s / fast['wall_s']:.1f}x** in wall time with wires "
+            f"({baseline_cpu_s / fast['cpu_s']:.1f}x CPU; ideal wires {baseline_s / flat['wall_s']:.1f}x). "
+            + (f"Staged against the coupled wired netlist over {check_steps} ms ({check['wall_s']:.1f} s): spike "
+               f"counts {coupled_match['spike_count_agreement']:.4f} ({coupled_match['spikes']} vs "
+               f"{coupled_match['spikes_reference']}), times max {coupled_match['spike_time_error_max_s'] * 1e6:.2f}"
+               " us. " if check is not None else "")
+            + f"Wires vs ideal wires: {wired_vs_ideal['spikes']} vs {wired_vs_ideal['spikes_reference']} spikes; "
+            f"ideal wires vs baseline over its window: counts {ideal_match['spike_count_agreement']:.4f}, times "
+            f"max {ideal_match['spike_time_error_max_s'] * 1e6:.2f} us.")
     return out, text
 
 
@@ -302,6 +363,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--part", action="append", choices=sorted(PARTS), required=True)
     parser.add_argument("--steps", type=int, default=100, help="coarse steps (1 ms) of the crossbar runs")
     parser.add_argument("--baseline-steps", type=int, default=10, help="steps of the ngspice baseline (scaled)")
+    parser.add_argument("--wired-check-steps", type=int, default=5,
+                        help="crossbar part: steps of the coupled wired netlist the staged run is checked against "
+                        "(0: no check)")
     parser.add_argument("--option-cols", type=int, default=4, help="columns of the options part's case")
     parser.add_argument("--jobs", type=int, default=2, help="simulations at once")
     parser.add_argument("--columns-per-job", type=int,

@@ -659,13 +659,15 @@ class StagedRead:
 
 
 PATTERN_OPTIONS: dict[str, tuple[tuple[str, float], ...]] = {
-    "vacask": (("nr_conviter", 2), ("tran_fbr", 0.5)), "ngspice": ()}
+    "vacask": (("nr_conviter", 2), ("tran_fbr", 0.5), ("tran_minpts", 1)), "ngspice": ()}
 """Simulator options of `Crossbar.pattern_job`. VACASK: every time point's Newton solution confirmed by a second
 convergent iteration (nr_conviter = 2): with one, points along the ramps were up to 3e-4 (relative) off the
-operating points of the same patterns, with two they agree with `Crossbar.op_job` to ~1e-8 (a 32 x 16 tile,
-1 ohm, sinh read, 186 patterns); steps of up to half the distance between breakpoints (tran_fbr = 0.5; VACASK's
-default 0.2501 keeps 4 points between breakpoints for its truncation-error estimate, which a network without
-charge does not use): 3.1 time points per pattern instead of 4.0, same outputs. ngspice agrees to ~1e-9 as it is."""
+operating points of the same patterns, with two they agree with `Crossbar.op_job` to ~2e-8 (a 32 x 16 tile,
+1 ohm, sinh read, all 186 patterns; 36 % more CPU time); steps of up to half the distance between breakpoints
+(tran_fbr = 0.5; VACASK's default 0.2501 keeps 4 points between breakpoints for its truncation-error estimate,
+which a network without charge does not need): 3.1 time points per pattern instead of 4.0, same outputs; no
+floor of 50 time points per transient (tran_minpts = 1: a tile with 5 patterns takes 17). ngspice agrees with
+its operating points to ~1e-9 as it is."""
 
 
 def step_waveform(levels: np.ndarray, dt: float, edge: float) -> Pwl | None:
