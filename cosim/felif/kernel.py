@@ -4,9 +4,9 @@ Backends:
 
 - ``"cpp"`` (default): a C++ extension (``csrc/fine_cpu.cpp`` with the per-neuron equations in
   ``csrc/felif_substep.h``) compiled at first use with `torch.utils.cpp_extension.load`
-  (``-O3 -ffast-math -march=native -fopenmp``), cached under ``$COSIM_CACHE/torch_ext`` or
-  ``~/.cache/cosim/torch_ext``. float32 (the state summed with Kahan compensation: as accurate as float64 sums)
-  and float64, OpenMP over blocks of neurons (torch.get_num_threads() threads) for jobs of at least 2M
+  (``-O3 -ffast-math -fno-associative-math -march=native -fopenmp``), cached under ``$COSIM_CACHE/torch_ext``
+  or ``~/.cache/cosim/torch_ext``. float32 (the state summed with Kahan compensation: as accurate as float64
+  sums) and float64, OpenMP over blocks of neurons (torch.get_num_threads() threads) for jobs of at least 2M
   neuron-sub-steps, smaller ones on the calling thread. If it cannot be compiled, `fine_forward` raises
   `KernelBuildError` saying what to install.
 - ``"torch"``: `integrators.fine_forward_reference`, vectorised over neurons with a Python loop over sub-steps:
@@ -84,7 +84,8 @@ def load_extension() -> ModuleType:
             name="cosim_felif_fine",
             sources=[str(_CSRC / "fine_cpu.cpp")],
             extra_include_paths=[str(_CSRC)],
-            extra_cflags=["-O3", "-ffast-math", "-march=native", "-fopenmp"],
+            # -fno-associative-math keeps the compensated float32 sums of felif_substep.h (add_clipped) intact.
+            extra_cflags=["-O3", "-ffast-math", "-fno-associative-math", "-march=native", "-fopenmp"],
             # -ffast-math only at compile time: linking with it would flush denormals process-wide.
             extra_ldflags=["-fopenmp"],
             build_directory=str(build),

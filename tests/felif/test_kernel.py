@@ -59,8 +59,8 @@ def test_float32_state_sums_are_compensated():
     """1000 sub-steps of one call, float32 kernel vs the float64 reference on the same (float32) start and inputs.
 
     Measured on GCC 12, AVX-512: max |dV| 1.1e-6 V, |dP| 2.7e-8 C/m^2 with the compensated float32 sums (the former
-    float64 accumulators: 1.5e-6, 2.9e-8); with the compensation folded away by -ffast-math (plain float32 sums):
-    1.4e-5 V, 3.4e-6 C/m^2, which this test rejects.
+    float64 accumulators: 1.5e-6, 2.9e-8); with the compensation folded away (-ffast-math without
+    -fno-associative-math: plain float32 sums) 1.4e-5 V, 3.4e-6 C/m^2, which this test rejects.
     """
     n = 64
     state = initial_state((n,), PARAMS, torch.float32)

@@ -217,18 +217,12 @@ struct ExponentialStep {
 template <typename T>
 constexpr bool COMPENSATED = sizeof(T) < sizeof(double);
 
-// COSIM_ORDERED(x): x, evaluated as written. Under -ffast-math (-fassociative-math) GCC would otherwise fold the
-// compensation of add_clipped, ((x + y) - x) - y, to 0; tests/felif/test_kernel.py checks that it survives.
-#if defined(__CUDA_ARCH__)
-#define COSIM_ORDERED(x) (x)  // nvcc does not reassociate
-#elif defined(__has_builtin) && __has_builtin(__builtin_assoc_barrier)
-#define COSIM_ORDERED(x) __builtin_assoc_barrier(x)  // GCC >= 12
-#elif defined(__has_builtin) && __has_builtin(__arithmetic_fence)
-#define COSIM_ORDERED(x) __arithmetic_fence(x)  // clang, x86
-#elif defined(__ASSOCIATIVE_MATH__)
-#error "felif_substep.h: no association barrier in this compiler; build without -fassociative-math (-ffast-math)"
-#else
-#define COSIM_ORDERED(x) (x)
+// The compensation of add_clipped, ((x + y) - x) - y, needs the additions in the order written: under
+// -fassociative-math (part of -ffast-math) GCC folds it to 0. cosim/felif/kernel.py builds with
+// -fno-associative-math, which costs the kernel nothing measurable; tests/felif/test_kernel.py checks that the
+// compensation survives.
+#if defined(__ASSOCIATIVE_MATH__)
+#error "felif_substep.h: add -fno-associative-math after -ffast-math, or the float32 state sums lose their compensation"
 #endif
 
 // x += dx in T, then clipped to [lo, hi]. If COMPENSATED<T>, Kahan summation: `carry` holds the rounding error of
@@ -238,8 +232,8 @@ COSIM_HD void add_clipped(T& x, T& carry, T dx, T lo, T hi) {
   T sum;
   if constexpr (COMPENSATED<T>) {
     const T y = dx - carry;
-    sum = COSIM_ORDERED(x + y);
-    carry = COSIM_ORDERED(sum - x) - y;
+    sum = x + y;
+    carry = (sum - x) - y;
   } else {
     sum = x + dx;
   }
