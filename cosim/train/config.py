@@ -102,6 +102,18 @@ class ModelConfig:
     are 128 x 256 + 256 x 256 + 256 x 27, so the recurrence is the hidden layer's)."""
     encoding_repeat: int = 32
     """Tactile: each input channel is tiled this many times (4 x 32 = 128 encoding neurons)."""
+    encoding_gain: tuple[float, float] = (0.5, 2.0)
+    """Tactile: the encoding layer's trainable gains start uniform in [low, high] (weight units per z-scored input
+    unit). The synthetic set learns from the default; the real recordings, which sit above their mean at rest,
+    learn from signed gains (-4, 4) with negative biases (-2, 0), which leave the encoding silent at rest instead
+    of firing at every step (benchmarks/braille_table.py)."""
+    encoding_bias: tuple[float, float] = (-0.5, 0.5)
+    """Tactile: the encoding layer's trainable biases start uniform in [low, high] (weight units)."""
+    weight_scale: float = 1.0
+    """Tactile: initial weights of the hidden and output synapses, as a multiple of nn.Linear's default
+    (uniform in +-1/sqrt(inputs)). On the real Braille recordings the default starts the output layer near 1 kHz,
+    where the surrogate gradient vanishes and training sits at chance; 0.05 starts it near silence and learns
+    (benchmarks/braille_table.py)."""
     bits: int | None = None
     """Synapse precision of the input weights: None (TOML "float") for float, else 8, 4 or 3 bits."""
     method: str = "bruno"
@@ -356,7 +368,11 @@ def validate(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         step_method(m.method)
     except ValueError as err:
         problems.append(f"model.method: {err}")
-    for name in ("beta", "h"):
+    for name in ("encoding_gain", "encoding_bias"):
+        low, high = getattr(m, name)
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            problems.append(f"model.{name} must be [low, high] with finite low <= high, got {list(getattr(m, name))}")
+    for name in ("beta", "h", "weight_scale"):
         value = getattr(m, name)
         if not (math.isfinite(value) and value > 0):
             problems.append(f"model.{name} must be a finite number > 0, got {value}")

@@ -146,8 +146,9 @@ class TactileClassifier(nn.Module):
     `hidden` LIF (with quantised recurrent synapses if cfg.recurrent) -> quantised linear -> `n_classes` device
     neurons; logits are the output spike counts.
 
-    The encoding gains start uniform in [0.5, 2] and the biases uniform in [-0.5, 0.5] so that the copies of a
-    channel differ from the start.
+    The encoding gains and biases start uniform in cfg.encoding_gain and cfg.encoding_bias (by default [0.5, 2]
+    and [-0.5, 0.5]) so that the copies of a channel differ from the start; the synapse layers (hidden,
+    recurrent, output) start at cfg.weight_scale times nn.Linear's default initial weights.
     """
 
     def __init__(self, n_channels: int, n_classes: int, cfg: ModelConfig, level_table: LevelTable | None = None):
@@ -155,8 +156,8 @@ class TactileClassifier(nn.Module):
         self.n_channels = n_channels
         self.repeat = cfg.encoding_repeat
         n_encoding = n_channels * cfg.encoding_repeat
-        self.gain = nn.Parameter(torch.empty(n_encoding).uniform_(0.5, 2.0))
-        self.bias = nn.Parameter(torch.empty(n_encoding).uniform_(-0.5, 0.5))
+        self.gain = nn.Parameter(torch.empty(n_encoding).uniform_(*cfg.encoding_gain))
+        self.bias = nn.Parameter(torch.empty(n_encoding).uniform_(*cfg.encoding_bias))
         self.encoding = LIF(n_encoding)
         self.hidden_synapses = QuantizedLinear(n_encoding, cfg.hidden, bits=cfg.bits, bias=False)
         self.hidden = (RecurrentLIF(cfg.hidden, learn_decay=True, bits=cfg.bits) if cfg.recurrent
@@ -165,6 +166,10 @@ class TactileClassifier(nn.Module):
                                                level_table=level_table, array=array_read(cfg, level_table))
         self.output = device_neurons(cfg, n_classes)
         self.devices = (cfg.neuron, cfg.synapse, cfg.device_card, cfg.synapse_card)
+        with torch.no_grad():
+            for synapses in (self.hidden_synapses, getattr(self.hidden, "recurrent", None), self.output_synapses):
+                if synapses is not None:
+                    synapses.weight.mul_(cfg.weight_scale)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         """`ModelOutput` for z-scored taxel signals x [batch, steps, channels]."""

@@ -38,14 +38,23 @@ def test_quick_run_writes_the_table_and_skips_what_is_done(tmp_path):
     seed_file = tmp_path / "braille_table" / "felif-3" / "seed0.json"
     run = json.loads(seed_file.read_text())
     assert run["sizes"] == {"train": table.QUICK["train"], "test": table.QUICK["test"]}
-    assert len(run["test_accuracy"]) == len(run["epoch_seconds"]) == 1 and run["hyper"]["current_scale"] == 1e-8
+    assert len(run["test_accuracy"]) == len(run["epoch_seconds"]) == 1 and run["setup"] == table.SETUP
+    assert run["hyper"] == table.START  # FeLIF: every searched key, trial 0
     search = json.loads((tmp_path / "braille_table" / "felif-3" / "search.json").read_text())
-    assert len(search["trials"]) == 1 and search["best"]["hyper"] == table.SHIPPED
+    assert len(search["trials"]) == 1 and search["best"]["hyper"] == table.START
 
     before = seed_file.stat().st_mtime_ns
     again = table.main(argv)
     assert again["ran"] == [] and seed_file.stat().st_mtime_ns == before
     assert again["cells"]["felif"]["3"]["mean"] == data["cells"]["felif"]["3"]["mean"]
+
+
+def test_results_of_another_set_up_are_not_mixed_in(tmp_path: Path):
+    path = tmp_path / "lif-3" / "seed0.json"
+    assert table._same_setup(None, path) is None
+    assert table._same_setup({"setup": table.SETUP}, path) == {"setup": table.SETUP}
+    with pytest.raises(SystemExit, match="made with set-up None, not 'init-v2'.*move its cell folder"):
+        table._same_setup({"epochs": 8}, path)
 
 
 def test_validation_part_comes_from_the_training_split_only():
@@ -61,7 +70,8 @@ def test_validation_part_comes_from_the_training_split_only():
 
 
 def test_search_draws_and_cells():
-    assert table.search_draw(0, "felif") == table.SHIPPED and table.search_draw(0, "lif") == {"lr": 2e-3}
+    assert table.search_draw(0, "felif") == table.START
+    assert table.search_draw(0, "lif") == {"lr": 2e-3, "weight_scale": 0.3}
     draw = table.search_draw(3, "felif")
     assert draw == table.search_draw(3, "felif") and draw["lr"] == table.search_draw(3, "rlif")["lr"]
     for key, (low, high) in table.SEARCH_SPACE.items():

@@ -61,6 +61,8 @@ def test_overrides_are_typed():
     ("data.dataset=synthetic_braille", ["does not go with"]),
     ("model.surrogate_file=x.json", ["surrogate file x.json: no such file"]),
     ("bits=3", ["write section.key=value"]),
+    ("model.encoding_gain=[2, -2]", ["model.encoding_gain must be [low, high] with finite low <= high"]),
+    ("model.weight_scale=0", ["model.weight_scale must be a finite number > 0, got 0"]),
 ])
 def test_bad_overrides_name_the_problem(override: str, words: list[str]):
     with pytest.raises(ConfigError) as err:

@@ -74,6 +74,23 @@ def test_tactile_network_at_initialisation():
     assert isinstance(lif.output, LIF)
 
 
+def test_tactile_initialisation_is_configurable():
+    """model.encoding_gain / encoding_bias / weight_scale (the real recordings' initialisation)."""
+    overrides = ["model.recurrent=true", "model.encoding_gain=[-4, 4]", "model.encoding_bias=[-2, 0]"]
+    models = {}
+    for scale in (1.0, 0.3):
+        torch.manual_seed(0)
+        cfg = load_config("tactile-lif", [*overrides, f"model.weight_scale={scale}"])
+        models[scale] = build_model(cfg.model, 4, 27)
+    small, shipped = models[0.3], models[1.0]
+    assert float(small.gain.min()) >= -4 and float(small.gain.max()) <= 4 and float(small.gain.min()) < -1
+    assert float(small.bias.min()) >= -2 and float(small.bias.max()) <= 0
+    for layer in ("hidden_synapses", "hidden.recurrent", "output_synapses"):
+        w_small, w_shipped = (m.get_submodule(layer).weight.detach() for m in (small, shipped))
+        assert torch.allclose(w_small, 0.3 * w_shipped), layer
+    assert torch.equal(small.gain, shipped.gain)
+
+
 @pytest.mark.parametrize("bits", [None, 3])
 def test_recurrent_lif_network(bits: int | None):
     """model.recurrent: the paper's recurrent-LIF network, its hidden layer recurrent through quantised synapses."""
