@@ -25,8 +25,9 @@ line and load average):
   (stated in the JSON as ``baseline_scaled_from_s``), in the same run. Keys ``crossbar_s`` (wall time of the
   wired staged run, s), ``crossbar_speedup`` (baseline wall time for the same simulated time / crossbar_s) and
   ``crossbar`` (details: the ideal-wire run as ``ideal_wires`` with its own speed-up, the spike agreements).
-- ``jsb``: a trained music run (`--run`, default runs/main) verified in SPICE on the whole JSB test split (the
-  run's own test subset set aside) with the 8-domain neurons (`cosim.verify.runner.verify_model`), full chorales;
+- ``jsb``: a music run trained on the JSB chorales (`--run`, default runs/jsb3; a run on other data is refused)
+  verified in SPICE on the whole JSB test split (77 chorales; the run's own test subset set aside) with the
+  8-domain neurons (`cosim.verify.runner.verify_model`), full chorales;
   `--samples` fewer than the split: that many chorales spread over it, the split's time scaled from them by its
   steps; `--store DIR` keeps the results as they come, so an interrupted run resumes. Keys
   ``jsb_test_verify_s``, ``jsb_test_agreement`` and ``jsb`` (details, with the CPU time).
@@ -34,7 +35,10 @@ line and load average):
     .venv/bin/python benchmarks/spice_scale.py --part options [--steps 100] [--option-cols 4]
     .venv/bin/python benchmarks/spice_scale.py --part crossbar [--steps 100] [--baseline-steps 10] \
         [--wired-check-steps 5]
-    .venv/bin/python benchmarks/spice_scale.py --part jsb [--run runs/main] [--samples 77]
+    .venv/bin/cosim train --config music --out runs/jsb3 --set model.bits=3 --set 'model.surrogate_file="default"' \
+        --set run.epochs=2 --set optimiser.lr=0.02 --set 'data.dataset="jsb"' --set data.valid_subset=20 \
+        --set 'data.path="../shared/data/jsb/jsb-chorales-quarter.json"'            # the run measured, ~1 min
+    .venv/bin/python benchmarks/spice_scale.py --part jsb [--run runs/jsb3] [--samples 77] [--store DIR]
 """
 from __future__ import annotations
 
@@ -315,6 +319,9 @@ def part_jsb(args: argparse.Namespace) -> tuple[dict, str]:
     from cosim.verify.runner import load_run, verify_model
 
     cfg, model, _, checkpoint = load_run(args.run)
+    if cfg.data.dataset != "jsb":
+        raise SystemExit(f"--part jsb verifies the JSB test split: {args.run} was trained on {cfg.data.dataset!r}; "
+                         "train a run on the JSB chorales first (this script's docstring has the command)")
     task = make_task(dataclasses.replace(cfg.data, test_subset=0))  # the whole test split, whatever the run used
     n_test = len(task.splits["test"])
     samples = min(args.samples, n_test)
@@ -371,7 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--columns-per-job", type=int,
                         help="crossbar part: columns per job (default: HardwareConfig's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run", type=Path, default=Path("runs/main"), help="trained music run (jsb part)")
+    parser.add_argument("--run", type=Path, default=Path("runs/jsb3"), help="music run trained on JSB (jsb part)")
     parser.add_argument("--samples", type=int, default=77,
                         help="test chorales (jsb part; fewer: the split's time is scaled from them by steps)")
     parser.add_argument("--budget", type=float, default=1e6, help="simulation CPU budget, s (jsb part)")
