@@ -530,7 +530,7 @@ def bruno_vs_bptt(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def spice_check(args: argparse.Namespace) -> dict[str, Any]:
-    """A trained 3-bit FeLIF classifier (felif-3, seed args.spice_seed) verified in ngspice on real test samples:
+    """A trained 3-bit FeLIF classifier (felif-3, seed args.spice_seed) verified in SPICE (VACASK) on real test samples:
     accuracy in SPICE vs in the training model; <results>/braille_table/spice.json."""
     from cosim.verify.runner import verify_run
 
@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--bvb-train", type=int, default=256, help="training samples of the BRUNO vs BPTT run")
     parser.add_argument("--bvb-test", type=int, default=128, help="test samples of the BRUNO vs BPTT run")
     parser.add_argument("--bvb-batch", type=int, default=32, help="batch size of the BRUNO vs BPTT run")
-    parser.add_argument("--spice", action="store_true", help="verify a trained felif-3 run in ngspice")
+    parser.add_argument("--spice", action="store_true", help="verify a trained felif-3 run in SPICE (VACASK)")
     parser.add_argument("--spice-seed", type=int, default=0)
     parser.add_argument("--spice-samples", type=int, default=8)
     parser.add_argument("--spice-budget", type=float, default=900.0, help="simulation CPU seconds")
