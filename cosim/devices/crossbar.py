@@ -545,9 +545,12 @@ class Crossbar:
         linear = self.config.read_model == "linear"
         inverse, patterns = [], []
         for rows in row_tiles:
+            if linear:
+                patterns.append(np.eye(len(rows), dtype=int))
+                continue
             distinct, index = np.unique(steps[:, rows.start:rows.stop], axis=0, return_inverse=True)
             inverse.append(index.reshape(-1))
-            patterns.append(np.eye(len(rows), dtype=int) if linear else distinct[distinct.any(axis=1)])
+            patterns.append(distinct[distinct.any(axis=1)])
         config = dataclasses.replace(self.config, tile=TileConfig())
         jobs, places = [], []
         for k, rows in enumerate(row_tiles):

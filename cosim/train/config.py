@@ -111,9 +111,9 @@ class ModelConfig:
     """Tactile: the encoding layer's trainable biases start uniform in [low, high] (weight units)."""
     weight_scale: float = 1.0
     """Tactile: initial weights of the hidden and output synapses, as a multiple of nn.Linear's default
-    (uniform in +-1/sqrt(inputs)). On the real Braille recordings the default starts the output layer near 1 kHz,
-    where the surrogate gradient vanishes and training sits at chance; 0.05 starts it near silence and learns
-    (benchmarks/braille_table.py)."""
+    (uniform in +-1/sqrt(inputs)). On the real Braille recordings the default drives the LIF output layer to ~1 kHz,
+    where the surrogate gradient vanishes and training sits at chance; 0.3 with the signed encoding above (hidden
+    layer ~19 Hz) learns, and benchmarks/braille_table.py searches it per cell."""
     bits: int | None = None
     """Synapse precision of the input weights: None (TOML "float") for float, else 8, 4 or 3 bits."""
     method: str = "bruno"
