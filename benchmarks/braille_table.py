@@ -346,7 +346,15 @@ def summarise_cell(runs: list[dict]) -> dict[str, Any] | None:
             "epochs_to_70": None if math.isinf(median_70) else median_70,
             "final_per_seed": finals, "reached_70": sum(not math.isinf(x) for x in to_70),
             "epoch_seconds": statistics.median(seconds), "hyper": sorted({json.dumps(r["hyper"]) for r in runs}),
-            "stopped": [r["seed"] for r in runs if r["stopped"]]}
+            "stopped": [r["seed"] for r in runs if r["stopped"]],
+            **{f"{split}_curve": _mean_curve([r[f"{split}_accuracy"][:epochs] for r in runs])
+               for split in ("test", "train")}}
+
+
+def _mean_curve(series: list[list[float]]) -> list[float]:
+    """Mean per epoch over the runs that reached it (a run stopped by a divergence ends early)."""
+    length = max(len(s) for s in series)
+    return [statistics.mean(s[i] for s in series if len(s) > i) for i in range(length)]
 
 
 def table_data(results: Path) -> dict[str, Any]:
@@ -400,7 +408,8 @@ def figure(data: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4), gridspec_kw={"width_ratios": [2, 1, 1, 1]})
+    ax = axes[0]
     colors = {"lif": "tab:blue", "rlif": "tab:green", "felif": "tab:red"}
     for i, neuron in enumerate(NEURONS):
         x = np.arange(len(PRECISIONS)) + (i - 1) * 0.25
@@ -417,9 +426,24 @@ def figure(data: dict[str, Any], path: Path) -> None:
                             textcoords="offset points", xytext=(3, -12), fontsize=6, color=colors[neuron])
     ax.axhline(100 / 27, color="grey", lw=0.8, ls=":", label="chance")
     ax.set_xticks(range(len(PRECISIONS)), [b if b == "float" else f"{b}-bit" for b in PRECISIONS])
-    ax.set(ylabel="test accuracy (%)", ylim=(0, 100),
-           title="Braille, real recordings (th10 events, rebuilt signal): ours (n seeds / epochs) vs paper")
+    ax.set(ylabel="test accuracy (%)", ylim=(0, 100), xlim=(-0.6, len(PRECISIONS) - 0.3),
+           title="final test accuracy: ours (seeds s / epochs e) vs paper")
+    fig.suptitle("Braille, real recordings (th10 events, rebuilt signal)")
     ax.legend(fontsize=7, ncol=2, loc="lower left")
+    styles = {"float": "-", "8": "--", "4": "-.", "3": ":"}
+    for ax, neuron in zip(axes[1:], NEURONS):
+        for bits in PRECISIONS:
+            cell = data["cells"].get(neuron, {}).get(bits)
+            if cell is None:
+                continue
+            epochs = np.arange(1, len(cell["test_curve"]) + 1)
+            ax.plot(epochs, 100 * np.array(cell["test_curve"]), styles[bits], color=colors[neuron],
+                    label=f"{bits if bits == 'float' else bits + '-bit'}: test")
+            ax.plot(epochs, 100 * np.array(cell["train_curve"]), styles[bits], color="grey", lw=0.8)
+        ax.plot([], [], color="grey", lw=0.8, label="train (same style)")
+        ax.set(xlabel="epoch", ylabel="accuracy (%), mean over seeds", ylim=(0, 100),
+               title=f"{neuron}: learning curves")
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -87,9 +88,11 @@ def test_search_draws_and_cells():
 
 def test_cell_summary_at_the_common_epoch():
     runs = [{"seed": s, "epochs": len(acc), "target_epochs": 4, "stopped": None, "test_accuracy": acc,
-             "epoch_seconds": [1.0] * len(acc), "hyper": {"lr": 1e-3}}
+             "train_accuracy": [a + 0.05 for a in acc], "epoch_seconds": [1.0] * len(acc), "hyper": {"lr": 1e-3}}
             for s, acc in enumerate([[0.5, 0.71, 0.8, 0.9], [0.6, 0.65, 0.72], [0.2, 0.3, 0.4, 0.5]])]
     cell = table.summarise_cell(runs)
     assert cell["epochs"] == 3 and cell["seeds"] == [0, 1, 2]
     assert math.isclose(cell["mean"], (0.8 + 0.72 + 0.4) / 3)
     assert cell["epochs_to_70"] == 3 and cell["reached_70"] == 2  # epochs 2, 3 and never: median 3
+    assert cell["test_curve"] == [statistics.mean(x) for x in ([0.5, 0.6, 0.2], [0.71, 0.65, 0.3], [0.8, 0.72, 0.4])]
+    assert len(cell["train_curve"]) == 3
