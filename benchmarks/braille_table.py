@@ -89,7 +89,8 @@ import torch  # noqa: E402
 from recording import append_results, header, now  # noqa: E402
 
 from cosim.data.braille import BrailleSplit  # noqa: E402
-from cosim.train.checkpoint import latest_checkpoint  # noqa: E402
+from cosim.snn.synapses import integer_levels, max_level  # noqa: E402
+from cosim.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint  # noqa: E402
 from cosim.train.config import DataConfig, TrainConfig, load_config  # noqa: E402
 from cosim.train.loop import Trainer, TrainingDiverged  # noqa: E402
 from cosim.train.tasks import TactileTask, make_task  # noqa: E402
@@ -357,6 +358,45 @@ def _mean_curve(series: list[list[float]]) -> list[float]:
     return [statistics.mean(s[i] for s in series if len(s) > i) for i in range(length)]
 
 
+LEVEL_USE_KEYS = ("zero", "within_one", "p99_over_max")
+
+
+def level_use(weights: dict[str, torch.Tensor], bits: int) -> dict[str, dict[str, float]]:
+    """How a quantised network uses its levels, per synapse layer (nearest rounding, the deterministic export):
+    "zero": fraction of the synapses at level 0, "within_one": at levels -1..1, "p99_over_max": the 99th percentile
+    of |w| over max|w| (the per-tensor abs-max scale puts max|w| at level L + 0.5)."""
+    use = {}
+    for name, w in weights.items():
+        if not name.endswith("weight") or w.dim() != 2:
+            continue
+        levels, _ = integer_levels(w, max_level(bits))
+        magnitude = w.abs().flatten()
+        use[name] = {"zero": float((levels == 0).float().mean()),
+                     "within_one": float((levels.abs() <= 1).float().mean()),
+                     "p99_over_max": float(torch.quantile(magnitude, 0.99) / magnitude.max())}
+    return use
+
+
+def _cell_level_use(cell: Path, runs: list[dict], epoch: int, bits: int) -> dict[str, dict[str, float]] | None:
+    """level_use of the cell's finished seed runs at `epoch`, mean over seeds; computed from the run folders'
+    checkpoints once and kept in the seed files ("levels"), so the report can be rebuilt without the run folders."""
+    found = []
+    for run in runs:
+        done = run["stopped"] or run["epochs"] >= run["target_epochs"]
+        if run.get("levels", {}).get("epoch") != epoch and done:
+            path = checkpoint_path(Path(run["run_dir"]), epoch)
+            if path.is_file():
+                run["levels"] = {"epoch": epoch, "layers": level_use(load_checkpoint(path)["model"], bits)}
+                _write_json(cell / f"seed{run['seed']}.json", run)
+        if run.get("levels", {}).get("epoch") == epoch:
+            found.append(run["levels"]["layers"])
+    if not found:
+        return None
+    return {"seeds": len(found), "epoch": epoch,
+            "layers": {layer: {key: statistics.mean(f[layer][key] for f in found) for key in LEVEL_USE_KEYS}
+                       for layer in found[0]}}
+
+
 def table_data(results: Path) -> dict[str, Any]:
     """braille_table.json's content from the result files under `results`/braille_table."""
     folder = results / "braille_table"
@@ -371,6 +411,8 @@ def table_data(results: Path) -> dict[str, Any]:
                 runs = [r for r in runs if r.get("setup") == SETUP]
             summary = summarise_cell(sorted(runs, key=lambda r: r["seed"]))
             if summary is not None:
+                if bits != "float":
+                    summary["levels"] = _cell_level_use(cell, runs, summary["epochs"], int(bits))
                 cells.setdefault(neuron, {})[bits] = summary
             found = _read_json(cell / "search.json")
             if found and found.get("best"):
@@ -465,11 +507,16 @@ def report(data: dict[str, Any], load_before: float) -> None:
     stamp = now()
     table = markdown_table(data)
     times = ", ".join(f"{n}-{b} {c['epoch_seconds']:.0f} s" for n, row in data["cells"].items() for b, c in row.items())
+    levels = "; ".join(
+        f"{n}-{b} " + " / ".join(f"{100 * u['zero']:.0f}" for u in c["levels"]["layers"].values()) + " % at 0, "
+        + " / ".join(f"{100 * u['within_one']:.0f}" for u in c["levels"]["layers"].values()) + " % within -1..1"
+        for n, row in data["cells"].items() for b, c in row.items() if c.get("levels"))
     notes = (f"Data: {DATA} ({ENCODING}). Ours: final test accuracy %, mean +- sample std over the seeds at the "
              "epoch all of them reached; hyper-parameters from a random search per cell on a validation part of the "
              "training split (`benchmarks/braille_table.py` docstring). Paper: 50 seeds, 150 epochs, 60-trial Optuna "
              "searches, the raw recordings. Median wall time per epoch (training + test evaluation, 2 shared cores): "
-             f"{times or '-'}. Figure: `benchmarks/results/braille_table.png`.")
+             f"{times or '-'}. Level use of the trained synapses (nearest level, mean over seeds, per layer from input "
+             f"to output; `level_use`): {levels or '-'}. Figure: `benchmarks/results/braille_table.png`.")
     append_results(RESULTS_SECTION, header("", "braille_table.py", load_before) + f"{table}\n\n{notes}")
     readme = ROOT / "README.md"
     text = readme.read_text()

@@ -96,3 +96,13 @@ def test_cell_summary_at_the_common_epoch():
     assert cell["epochs_to_70"] == 3 and cell["reached_70"] == 2  # epochs 2, 3 and never: median 3
     assert cell["test_curve"] == [statistics.mean(x) for x in ([0.5, 0.6, 0.2], [0.71, 0.65, 0.3], [0.8, 0.72, 0.4])]
     assert len(cell["train_curve"]) == 3
+
+
+def test_level_use_counts_the_nearest_levels():
+    # abs-max scale: max|w| = 3.5 levels at 3 bits, so w = 1, 0.5, 0.2, -0.1, 0.05 are levels 3, 2, 1, 0, 0
+    w = torch.tensor([[1.0, 0.5, 0.2, -0.1, 0.05]])
+    use = table.level_use({"output_synapses.weight": w, "encoding.gain": torch.ones(4)}, 3)
+    assert list(use) == ["output_synapses.weight"]
+    assert use["output_synapses.weight"]["zero"] == pytest.approx(0.4)
+    assert use["output_synapses.weight"]["within_one"] == pytest.approx(0.6)
+    assert use["output_synapses.weight"]["p99_over_max"] == pytest.approx(torch.quantile(w.abs(), 0.99).item())
