@@ -55,10 +55,12 @@ deviation over the seeds, and "epochs_to_70", the median over seeds of the first
     python benchmarks/braille_table.py --report-only                                    # table from what is done
     python benchmarks/braille_table.py --bruno-vs-bptt                                  # BRUNO vs fine BPTT
     python benchmarks/braille_table.py --spice                                          # 3-bit FeLIF in SPICE
+    python benchmarks/braille_table.py --ptq                                            # float nets quantised
     python benchmarks/braille_table.py --quick --results /tmp/q --runs /tmp/q/runs      # smoke (tests)
 
 Writes `<results>/braille_table.json` ({"data", "encoding", "cells": {neuron: {bits: {"mean", "std", "seeds",
-"epochs", "epochs_to_70", ...}}}, "paper", "search", "spice"}), `braille_table.png`, and (unless --quick or
+"epochs", "epochs_to_70", "levels", ...}}}, "paper", "search", "spice", "post_training_quantisation"}),
+`braille_table.png`, and (unless --quick or
 --no-report) the table beside the paper's in benchmarks/RESULTS.md and the README's Braille section.
 """
 from __future__ import annotations
@@ -423,6 +425,7 @@ def table_data(results: Path) -> dict[str, Any]:
             "paper": {n: {b: {"mean": m, "std": s} for b, (m, s) in row.items()} for n, row in PAPER.items()},
             "paper_epochs_to_70": PAPER_EPOCHS_TO_70, "search": search_best,
             "spice": _read_json(folder / "spice.json"),
+            "post_training_quantisation": _ptq_summary(_read_json(folder / "ptq.json")),
             "bruno_vs_bptt": _read_json(results / "braille_bruno_vs_bptt.json"),
             "date": now()}
 
@@ -511,12 +514,17 @@ def report(data: dict[str, Any], load_before: float) -> None:
         f"{n}-{b} " + " / ".join(f"{100 * u['zero']:.0f}" for u in c["levels"]["layers"].values()) + " % at 0, "
         + " / ".join(f"{100 * u['within_one']:.0f}" for u in c["levels"]["layers"].values()) + " % within -1..1"
         for n, row in data["cells"].items() for b, c in row.items() if c.get("levels"))
+    ptq = "; ".join(f"{n} " + " / ".join(f"{100 * row[b]['mean']:.1f}" if b in row else "-" for b in PRECISIONS)
+                    + f" ({len(row.get('float', {}).get('seeds', []))} seeds)"
+                    for n, row in data["post_training_quantisation"].items())
     notes = (f"Data: {DATA} ({ENCODING}). Ours: final test accuracy %, mean +- sample std over the seeds at the "
              "epoch all of them reached; hyper-parameters from a random search per cell on a validation part of the "
              "training split (`benchmarks/braille_table.py` docstring). Paper: 50 seeds, 150 epochs, 60-trial Optuna "
              "searches, the raw recordings. Median wall time per epoch (training + test evaluation, 2 shared cores): "
              f"{times or '-'}. Level use of the trained synapses (nearest level, mean over seeds, per layer from input "
-             f"to output; `level_use`): {levels or '-'}. Figure: `benchmarks/results/braille_table.png`.")
+             f"to output; `level_use`): {levels or '-'}. The float cells' networks quantised after training "
+             f"(`--ptq`, mean test accuracy %, float / 8 / 4 / 3 bits): {ptq or '-'}. "
+             "Figure: `benchmarks/results/braille_table.png`.")
     append_results(RESULTS_SECTION, header("", "braille_table.py", load_before) + f"{table}\n\n{notes}")
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -621,6 +629,53 @@ def spice_check(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def post_training_quantisation(args: argparse.Namespace) -> dict[str, Any]:
+    """The float cells' trained networks with their synapses quantised after training to 8, 4 and 3 bits (the same
+    quantiser and stochastic draws as in training, no retraining): test accuracy per seed, in
+    <results>/braille_table/ptq.json, filled in per finished seed run and bits, and skipped where done at the
+    run's last epoch. Set against the quantisation-aware cells, it separates what the precision cannot hold from
+    what training at it does not find."""
+    import tempfile
+
+    path = args.results / "braille_table" / "ptq.json"
+    record = _read_json(path) or {"setup": SETUP, "definition": post_training_quantisation.__doc__.split("\n\n")[0],
+                                  "cells": {}}
+    _same_setup(record, path)
+    for neuron in NEURONS:
+        for seed_file in sorted((args.results / "braille_table" / cell_name(neuron, "float")).glob("seed*.json")):
+            run = json.loads(seed_file.read_text())
+            checkpoint = checkpoint_path(Path(run["run_dir"]), run["epochs"])
+            finished = run["stopped"] or run["epochs"] >= run["target_epochs"]
+            if run.get("setup") != SETUP or not finished or not checkpoint.is_file():
+                continue
+            state = load_checkpoint(checkpoint)["model"]
+            for bits in ("float",) + tuple(b for b in PRECISIONS if b != "float"):
+                entry = record["cells"].setdefault(neuron, {}).setdefault(bits, {})
+                if entry.get(str(run["seed"]), {}).get("epoch") == run["epochs"]:
+                    continue
+                with tempfile.TemporaryDirectory(prefix="braille_ptq_") as out:
+                    cfg = run_config(neuron, bits, run["hyper"], seed=run["seed"], epochs=1, threads=args.threads,
+                                     out=Path(out), quick=args.quick)
+                    trainer = Trainer(cfg, progress=False, task=loaded_task(cfg.data))
+                    trainer.model.load_state_dict(state)
+                    sums = trainer.evaluate("test")
+                entry[str(run["seed"])] = {"epoch": run["epochs"], "test_accuracy": sums["correct"] / sums["count"]}
+                _write_json(path, record)
+                print(f"{neuron}-float seed {run['seed']} (epoch {run['epochs']}) quantised to {bits}: test accuracy "
+                      f"{entry[str(run['seed'])]['test_accuracy']:.3f}", flush=True)
+    return record
+
+
+def _ptq_summary(record: dict | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """ptq.json as {neuron: {bits: {"mean", "seeds"}}}."""
+    if not record:
+        return {}
+    return {neuron: {bits: {"mean": statistics.mean(e["test_accuracy"] for e in per_seed.values()),
+                            "seeds": sorted(int(k) for k in per_seed)}
+                     for bits, per_seed in row.items() if per_seed}
+            for neuron, row in record["cells"].items()}
+
+
 # ----------------------------------------------------------------------------------------------------------- main
 
 
@@ -648,6 +703,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--spice-seed", type=int, default=0)
     parser.add_argument("--spice-samples", type=int, default=8)
     parser.add_argument("--spice-budget", type=float, default=900.0, help="simulation CPU seconds")
+    parser.add_argument("--ptq", action="store_true",
+                        help="the float cells' trained networks quantised after training to 8, 4, 3 bits (test split)")
     args = parser.parse_args(argv)
     words = ["benchmarks/braille_table.py", *(sys.argv[1:] if argv is None else argv)]
     args.command = "python " + " ".join(shlex.quote(a) for a in words)
@@ -664,7 +721,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         bruno_vs_bptt(args)
     if args.spice:
         spice_check(args)
-    if not (args.report_only or args.bruno_vs_bptt or args.spice):
+    if args.ptq:
+        post_training_quantisation(args)
+    if not (args.report_only or args.bruno_vs_bptt or args.spice or args.ptq):
         cells = parse_cells(args.cells)
         first = cells[0]
         task = loaded_task(run_config(*first, search_draw(0, first[0]), seed=0, epochs=1, threads=args.threads,

@@ -50,6 +50,20 @@ def test_quick_run_writes_the_table_and_skips_what_is_done(tmp_path):
     assert again["cells"]["felif"]["3"]["mean"] == data["cells"]["felif"]["3"]["mean"]
 
 
+@pytest.mark.skipif(not (ROOT / table.DATA_PATH).exists(), reason=f"shared Braille file not at {table.DATA_PATH}")
+def test_post_training_quantisation_of_a_float_cell(tmp_path):
+    common = ["--quick", "--results", str(tmp_path), "--runs", str(tmp_path / "runs"), "--threads", "1"]
+    table.main(["--cells", "lif-float", *common])
+    data = table.main(["--ptq", *common])
+    record = json.loads((tmp_path / "braille_table" / "ptq.json").read_text())
+    assert set(record["cells"]) == {"lif"} and set(record["cells"]["lif"]) == {"float", "8", "4", "3"}
+    run = json.loads((tmp_path / "braille_table" / "lif-float" / "seed0.json").read_text())
+    # unquantised, the same network on the same test samples: the seed run's own last figure
+    assert record["cells"]["lif"]["float"]["0"]["test_accuracy"] == run["test_accuracy"][-1]
+    assert data["post_training_quantisation"]["lif"]["3"]["seeds"] == [0]
+    assert 0 <= data["post_training_quantisation"]["lif"]["3"]["mean"] <= 1
+
+
 def test_results_of_another_set_up_are_not_mixed_in(tmp_path: Path):
     path = tmp_path / "lif-3" / "seed0.json"
     assert table._same_setup(None, path) is None
