@@ -313,7 +313,7 @@ def run_seed(neuron: str, bits: str, seed: int, hyper: dict[str, float], args: a
             "run_dir": str(cfg.run.out)}
 
     def record(history: list[dict], stopped: str | None = None) -> None:
-        _write_json(path, {**meta, "date": now(),
+        _write_json(path, {**meta, "date": now(), "baselines": run_baselines(Path(cfg.run.out)),
                            "epochs": len(history), "stopped": stopped, **_series(history, "test"),
                            **_series(history, "train"),
                            "rate_output_hz": [row.get("rate_output_hz") for row in history],
@@ -349,7 +349,7 @@ def summarise_cell(runs: list[dict]) -> dict[str, Any] | None:
             "epochs_to_70": None if math.isinf(median_70) else median_70,
             "final_per_seed": finals, "reached_70": sum(not math.isinf(x) for x in to_70),
             "epoch_seconds": statistics.median(seconds), "hyper": sorted({json.dumps(r["hyper"]) for r in runs}),
-            "stopped": [r["seed"] for r in runs if r["stopped"]],
+            "stopped": [r["seed"] for r in runs if r["stopped"]], "threads": sorted({r["threads"] for r in runs}),
             **{f"{split}_curve": _mean_curve([r[f"{split}_accuracy"][:epochs] for r in runs])
                for split in ("test", "train")}}
 
@@ -381,22 +381,48 @@ def level_use(weights: dict[str, torch.Tensor], bits: int) -> dict[str, dict[str
 
 def _cell_level_use(cell: Path, runs: list[dict], epoch: int, bits: int) -> dict[str, dict[str, float]] | None:
     """level_use of the cell's finished seed runs at `epoch`, mean over seeds; computed from the run folders'
-    checkpoints once and kept in the seed files ("levels"), so the report can be rebuilt without the run folders."""
+    checkpoints once and kept in the seed files ("levels", per epoch), so the report can be rebuilt without the run
+    folders."""
     found = []
     for run in runs:
         done = run["stopped"] or run["epochs"] >= run["target_epochs"]
-        if run.get("levels", {}).get("epoch") != epoch and done:
+        cached = run.setdefault("levels", {})
+        if str(epoch) not in cached and done:
             path = checkpoint_path(Path(run["run_dir"]), epoch)
             if path.is_file():
-                run["levels"] = {"epoch": epoch, "layers": level_use(load_checkpoint(path)["model"], bits)}
+                cached[str(epoch)] = level_use(load_checkpoint(path)["model"], bits)
                 _write_json(cell / f"seed{run['seed']}.json", run)
-        if run.get("levels", {}).get("epoch") == epoch:
-            found.append(run["levels"]["layers"])
+        if str(epoch) in cached:
+            found.append(cached[str(epoch)])
     if not found:
         return None
     return {"seeds": len(found), "epoch": epoch,
             "layers": {layer: {key: statistics.mean(f[layer][key] for f in found) for key in LEVEL_USE_KEYS}
                        for layer in found[0]}}
+
+
+def run_baselines(run_dir: Path) -> dict[str, float] | None:
+    """Test accuracy of the non-spiking baselines the trainer fitted on the run's own data (its run.json):
+    {"chance": ..., "logistic regression": ...}, or None if the run folder holds no run.json."""
+    record = _read_json(run_dir / "run.json")
+    if not record:
+        return None
+    return {b["name"]: b["metrics"]["test"]["accuracy"] for b in record.get("baselines", [])}
+
+
+def _input_baselines(folder: Path) -> dict[str, float] | None:
+    """The baselines of the table's input (the same data and split in every cell): from the first seed file that
+    holds them; a seed file without them gets them from its run folder, if there, and keeps them."""
+    for seed_file in sorted(folder.glob("*/seed*.json")):
+        run = json.loads(seed_file.read_text())
+        done = run["stopped"] or run["epochs"] >= run["target_epochs"]
+        if "baselines" not in run and done and run.get("setup") == SETUP:
+            run["baselines"] = run_baselines(Path(run["run_dir"]))
+            if run["baselines"]:
+                _write_json(seed_file, run)
+        if run.get("baselines"):
+            return run["baselines"]
+    return None
 
 
 def table_data(results: Path) -> dict[str, Any]:
@@ -426,6 +452,7 @@ def table_data(results: Path) -> dict[str, Any]:
             "paper_epochs_to_70": PAPER_EPOCHS_TO_70, "search": search_best,
             "spice": _read_json(folder / "spice.json"),
             "post_training_quantisation": _ptq_summary(_read_json(folder / "ptq.json")),
+            "input_baselines": _input_baselines(folder),
             "bruno_vs_bptt": _read_json(results / "braille_bruno_vs_bptt.json"),
             "date": now()}
 
@@ -470,6 +497,9 @@ def figure(data: dict[str, Any], path: Path) -> None:
                 ax.annotate(f"{len(ours[j]['seeds'])}s/{ours[j]['epochs']}e", (x[j] + 0.05, 100 * ours[j]["mean"]),
                             textcoords="offset points", xytext=(3, -12), fontsize=6, color=colors[neuron])
     ax.axhline(100 / 27, color="grey", lw=0.8, ls=":", label="chance")
+    regression = (data.get("input_baselines") or {}).get("logistic regression")
+    if regression is not None:
+        ax.axhline(100 * regression, color="black", lw=0.8, ls="--", label="logistic regression, same input")
     ax.set_xticks(range(len(PRECISIONS)), [b if b == "float" else f"{b}-bit" for b in PRECISIONS])
     ax.set(ylabel="test accuracy (%)", ylim=(0, 100), xlim=(-0.6, len(PRECISIONS) - 0.3),
            title="final test accuracy: ours (seeds s / epochs e) vs paper")
@@ -514,15 +544,21 @@ def report(data: dict[str, Any], load_before: float) -> None:
         f"{n}-{b} " + " / ".join(f"{100 * u['zero']:.0f}" for u in c["levels"]["layers"].values()) + " % at 0, "
         + " / ".join(f"{100 * u['within_one']:.0f}" for u in c["levels"]["layers"].values()) + " % within -1..1"
         for n, row in data["cells"].items() for b, c in row.items() if c.get("levels"))
+    threads = "/".join(str(t) for t in sorted({t for row in data["cells"].values() for c in row.values()
+                                                for t in c["threads"]}))
+    found = (data.get("input_baselines") or {}).get("logistic regression")
+    regression = ("" if found is None else f"A logistic regression (not spiking) on the same input, time-averaged in "
+                  f"8 bins, reaches {100 * found:.1f} % on the test split: the input's ceiling for simple models. ")
     ptq = "; ".join(f"{n} " + " / ".join(f"{100 * row[b]['mean']:.1f}" if b in row else "-" for b in PRECISIONS)
                     + f" ({len(row.get('float', {}).get('seeds', []))} seeds)"
                     for n, row in data["post_training_quantisation"].items())
     notes = (f"Data: {DATA} ({ENCODING}). Ours: final test accuracy %, mean +- sample std over the seeds at the "
              "epoch all of them reached; hyper-parameters from a random search per cell on a validation part of the "
              "training split (`benchmarks/braille_table.py` docstring). Paper: 50 seeds, 150 epochs, 60-trial Optuna "
-             "searches, the raw recordings. Median wall time per epoch (training + test evaluation, 2 shared cores): "
-             f"{times or '-'}. Level use of the trained synapses (nearest level, mean over seeds, per layer from input "
-             f"to output; `level_use`): {levels or '-'}. The float cells' networks quantised after training "
+             f"searches, the raw recordings. Median wall time per epoch (training + test evaluation; {threads} torch "
+             f"thread(s) per run, runs side by side on {os.cpu_count()} cores): {times or '-'}. {regression}"
+             "Level use of the trained synapses (nearest level, mean over seeds, per layer from input to output; "
+             f"`level_use`): {levels or '-'}. The float cells' networks quantised after training "
              f"(`--ptq`, mean test accuracy %, float / 8 / 4 / 3 bits): {ptq or '-'}. "
              "Figure: `benchmarks/results/braille_table.png`.")
     append_results(RESULTS_SECTION, header("", "braille_table.py", load_before) + f"{table}\n\n{notes}")

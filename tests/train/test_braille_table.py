@@ -61,6 +61,8 @@ def test_post_training_quantisation_of_a_float_cell(tmp_path):
     # unquantised, the same network on the same test samples: the seed run's own last figure
     assert record["cells"]["lif"]["float"]["0"]["test_accuracy"] == run["test_accuracy"][-1]
     assert data["post_training_quantisation"]["lif"]["3"]["seeds"] == [0]
+    assert data["input_baselines"] == table.run_baselines(tmp_path / "runs" / "lif-float" / "seed0")
+    assert 0 < data["input_baselines"]["logistic regression"] <= 1
     assert 0 <= data["post_training_quantisation"]["lif"]["3"]["mean"] <= 1
 
 
@@ -102,7 +104,8 @@ def test_search_draws_and_cells():
 
 def test_cell_summary_at_the_common_epoch():
     runs = [{"seed": s, "epochs": len(acc), "target_epochs": 4, "stopped": None, "test_accuracy": acc,
-             "train_accuracy": [a + 0.05 for a in acc], "epoch_seconds": [1.0] * len(acc), "hyper": {"lr": 1e-3}}
+             "train_accuracy": [a + 0.05 for a in acc], "epoch_seconds": [1.0] * len(acc), "hyper": {"lr": 1e-3},
+             "threads": 1}
             for s, acc in enumerate([[0.5, 0.71, 0.8, 0.9], [0.6, 0.65, 0.72], [0.2, 0.3, 0.4, 0.5]])]
     cell = table.summarise_cell(runs)
     assert cell["epochs"] == 3 and cell["seeds"] == [0, 1, 2]
