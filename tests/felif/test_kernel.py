@@ -137,6 +137,44 @@ def test_latch_holds_and_frozen_neurons_stay():
     assert abs(float(out.v[3])) < 1e-2, "no input: V stays within mV of 0 (slow switching, I_dsc)"
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fixed_points_stop_and_neighbours_do_not_matter(dtype):
+    """Euler: a neuron at a fixed point (V at the lower clip, P = -P_s, input pushing down) stops, and the lanes
+    packed around a neuron (in its first block, or re-packed after a chunk) do not change its result by one bit."""
+    generator = torch.Generator().manual_seed(7)
+    n = 300
+    pinned = torch.rand(n, generator=generator) < 0.5
+    falling = ~pinned & (torch.rand(n, generator=generator) < 0.3)  # reaches the clip within the window
+    v = torch.where(pinned, PARAMS.v_min, torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1)
+    p = torch.where(pinned, -PARAMS.p_s, torch.rand(n, generator=generator, dtype=torch.float64) * 0.4 - 0.2)
+    current = torch.rand(n, generator=generator, dtype=torch.float64) * 4e-9 - 1e-9
+    current = torch.where(pinned | falling, -60e-9, current)
+    state = FeLIFState(v.to(dtype), p.to(dtype))
+    out = kernel.fine_forward(state, current.to(dtype), PARAMS, CFG)
+    assert torch.equal(out.v[pinned], state.v[pinned]) and torch.equal(out.p[pinned], state.p[pinned])
+    clipped = falling & (out.v == state.v.new_tensor(PARAMS.v_min))
+    assert int(clipped.sum()) >= 40, "most of the falling ones reach the clip within the window and stop there"
+    moving = ~pinned
+    alone = kernel.fine_forward(FeLIFState(state.v[moving], state.p[moving]), current[moving].to(dtype), PARAMS, CFG)
+    order = torch.randperm(n, generator=generator)
+    shuffled = kernel.fine_forward(FeLIFState(state.v[order], state.p[order]), current[order].to(dtype), PARAMS, CFG)
+    for got, want in ((alone.v, out.v[moving]), (alone.p, out.p[moving]), (shuffled.v, out.v[order]),
+                      (shuffled.p, out.p[order])):
+        assert torch.equal(got.view(torch.int64 if dtype == torch.float64 else torch.int32),
+                           want.view(torch.int64 if dtype == torch.float64 else torch.int32))
+    ref = fine_forward_reference(FeLIFState(v, p), current, PARAMS, CFG)
+    torch.testing.assert_close(out.v.double(), ref.v, rtol=0, atol=2e-5)
+    torch.testing.assert_close(out.p.double(), ref.p, rtol=0, atol=1e-6)
+    # input balancing the discharge current: V moves by less than its rounding step per sub-step, so only the
+    # compensation terms change at first; such a neuron is not at a fixed point and drifts over the window
+    slow = FeLIFState(torch.linspace(0.2, 0.3, 70, dtype=dtype), torch.full((70,), PARAMS.p_s, dtype=dtype))
+    out = kernel.fine_forward(slow, torch.full((70,), PARAMS.i_dsc, dtype=dtype), PARAMS, CFG)
+    ref = fine_forward_reference(FeLIFState(slow.v.double(), slow.p.double()),
+                                 torch.full((70,), PARAMS.i_dsc, dtype=torch.float64), PARAMS, CFG)
+    assert bool((ref.v < slow.v.double() - 1e-6).all()), "the leakage pulls V down by 2-7 uV during the window"
+    torch.testing.assert_close(out.v.double(), ref.v, rtol=0, atol=2e-7)
+
+
 def test_empty_and_odd_sizes():
     """Sizes that are not a multiple of the kernel's block of 64, and no neurons at all."""
     for n in (0, 1, 63, 65, 130):

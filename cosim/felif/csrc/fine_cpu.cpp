@@ -4,9 +4,14 @@
 // block the sub-steps are the outer loop and the neurons the inner, vectorised loop; state and coefficients sit
 // in small aligned arrays in L1. The latch is a 0/1 mask, so the inner loop has no branches. Iterative
 // integrators (felif_substep.h: start / iterate / finish) stop iterating once the whole block has converged, so a
-// neuron's result depends on its block: they run the neurons in their order. Explicit ones (Euler) compute each
-// lane from its own neuron only, so the neurons that do not move (frozen, or latched from the start: above V_thr)
-// are copied and only the others are packed into blocks.
+// neuron's result depends on its block: they run the neurons in their order, all sub-steps in one go. Explicit
+// ones (Euler) compute each lane from its own neuron only, which allows three savings with the same values:
+//   - the neurons that do not move (frozen, or latched from the start: above V_thr) are copied;
+//   - a lane whose state (V, P and their compensation terms) comes out of a sub-step exactly as it went in is at a
+//     fixed point and would stay there: it stops (in trained tactile networks 40-65 % of the neurons sit at the
+//     lower clip v_min with P = -P_s for whole coarse steps);
+//   - the sub-steps run in chunks of growing length (CHUNK_FIRST, doubling), and after each chunk the lanes still
+//     moving are packed into fewer blocks, so that stopped lanes no longer occupy vector slots.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -23,6 +28,7 @@ namespace {
 
 constexpr int BLOCK = 64;  // neurons per block: 4 AVX-512 float vectors, 8 double
 constexpr int LATCH_CHECK = 16;  // sub-steps between checks whether a whole block has latched
+constexpr int64_t CHUNK_FIRST = 16;  // explicit steps: sub-steps before the moving lanes are first re-packed
 constexpr int64_t PARALLEL_MIN_WORK = 2000000;  // neuron-sub-steps (~4 ms on one core) before using threads
 
 // Lane j of a block. SHARED: all neurons have the same coefficients (coef_len 1), read from lane 0 so that the
@@ -35,16 +41,21 @@ COSIM_HD Lane<T> lane_of(const T (&c)[N_COEF][BLOCK], const T* cur, int j) {
   return lane;
 }
 
-// Runs the neurons index[0 .. count-1] (count <= BLOCK).
+// Runs n_sub sub-steps of the neurons index[0 .. count-1] (count <= BLOCK) on their state v, p (V, C/m^2) and
+// compensation terms v_carry, p_carry, all indexed by neuron and updated in place; moving[m] says afterwards
+// whether neuron m may still move (not latched, not frozen, not at a fixed point). STOP_AT_FIXED_POINT only for
+// explicit steps: for an iterative one a stopped lane would change its block's iteration count.
 template <typename T, typename Step, bool SHARED>
-void run_block(const Step& step, const int64_t* index, int64_t count, const T* v_in, const T* p_in, const T* i_in,
-               const T* coef, int64_t coef_len, const bool* frozen, T* v_out, T* p_out, T h, int64_t n_sub) {
+void run_block(const Step& step, const int64_t* index, int64_t count, const T* i_in, const T* coef,
+               int64_t coef_len, const bool* frozen, T* v_state, T* p_state, T* v_carry_state, T* p_carry_state,
+               uint8_t* moving, T h, int64_t n_sub) {
   using State = typename Step::template State<T>;
+  constexpr bool STOP_AT_FIXED_POINT = !Step::iterative;
   alignas(64) T c[N_COEF][BLOCK];
   alignas(64) T cur[BLOCK];
   alignas(64) T v[BLOCK];
   alignas(64) T p[BLOCK];
-  alignas(64) T v_carry[BLOCK];  // compensation of the sums (float32), see advance(); 0 once a lane has stopped
+  alignas(64) T v_carry[BLOCK];  // compensation of the sums (float32), see advance(); 0 once a lane has latched
   alignas(64) T p_carry[BLOCK];
   alignas(64) T live[BLOCK];
   alignas(64) T phase[State::size][BLOCK];
@@ -54,10 +65,10 @@ void run_block(const Step& step, const int64_t* index, int64_t count, const T* v
     const int64_t cm = coef_len == 1 ? 0 : m;
     for (int k = 0; k < N_COEF; ++k) c[k][j] = coef[k * coef_len + cm];
     cur[j] = i_in[m];
-    v[j] = v_in[m];
-    p[j] = p_in[m];
-    v_carry[j] = T(0);
-    p_carry[j] = T(0);
+    v[j] = v_state[m];
+    p[j] = p_state[m];
+    v_carry[j] = v_carry_state[m];
+    p_carry[j] = p_carry_state[m];
     const bool active = j < count && !(frozen != nullptr && frozen[m]) && !(v[j] > c[V_THR][j]);
     live[j] = active ? T(1) : T(0);
   }
@@ -101,17 +112,22 @@ void run_block(const Step& step, const int64_t* index, int64_t count, const T* v
       T vn = v[j], pn = p[j], vc = v_carry[j], pc = p_carry[j];
       advance(vn, vc, pn, pc, dv, dp, lane);
       const bool is_live = live[j] != T(0);
+      const bool fixed = STOP_AT_FIXED_POINT && vn == v[j] && pn == p[j] && vc == v_carry[j] && pc == p_carry[j];
       v[j] = is_live ? vn : v[j];
       p[j] = is_live ? pn : p[j];
       const bool still = is_live && !(v[j] > lane.c[V_THR]);
       v_carry[j] = still ? vc : T(0);
       p_carry[j] = still ? pc : T(0);
-      live[j] = still ? T(1) : T(0);
+      live[j] = still && !fixed ? T(1) : T(0);
     }
   }
   for (int j = 0; j < count; ++j) {
-    v_out[index[j]] = v[j];
-    p_out[index[j]] = p[j];
+    const int64_t m = index[j];
+    v_state[m] = v[j];
+    p_state[m] = p[j];
+    v_carry_state[m] = v_carry[j];
+    p_carry_state[m] = p_carry[j];
+    moving[m] = live[j] != T(0);
   }
 }
 
@@ -120,36 +136,40 @@ void run_all(const Step& step, const torch::Tensor& v, const torch::Tensor& p, c
              const torch::Tensor& coef, const torch::Tensor& frozen, torch::Tensor& v_out, torch::Tensor& p_out,
              double h, int64_t n_sub) {
   const int64_t total = v.numel();
-  const T* vp = v.data_ptr<T>();
-  const T* pp = p.data_ptr<T>();
   const T* ip = i_in.data_ptr<T>();
   const T* cp = coef.data_ptr<T>();
   const int64_t coef_len = coef.size(1);
   const bool* fp = frozen.numel() ? frozen.data_ptr<bool>() : nullptr;
+  v_out.copy_(v);
+  p_out.copy_(p);
   T* vo = v_out.data_ptr<T>();
   T* po = p_out.data_ptr<T>();
+  std::vector<T> v_carry(total, T(0)), p_carry(total, T(0));
+  std::vector<uint8_t> moving(total, 0);
   std::vector<int64_t> live;  // the neurons to run; the others keep their state
   live.reserve(total);
   for (int64_t m = 0; m < total; ++m) {
-    if (!Step::iterative && ((fp != nullptr && fp[m]) || vp[m] > cp[V_THR * coef_len + (coef_len == 1 ? 0 : m)])) {
-      vo[m] = vp[m];
-      po[m] = pp[m];
-    } else {
-      live.push_back(m);
-    }
+    const bool still = (fp != nullptr && fp[m]) || vo[m] > cp[V_THR * coef_len + (coef_len == 1 ? 0 : m)];
+    if (Step::iterative || !still) live.push_back(m);
   }
-  const int64_t n_live = static_cast<int64_t>(live.size());
-  const int64_t n_blocks = (n_live + BLOCK - 1) / BLOCK;
-  // Small jobs run on the calling thread: after a parallel region libgomp's workers spin-wait for the next one
-  // (milliseconds), which on a loaded machine takes the core from the caller's own small torch ops.
-  const bool parallel = n_live * n_sub >= PARALLEL_MIN_WORK && at::get_num_threads() > 1 && n_blocks > 1;
-  const int threads = parallel ? static_cast<int>(std::min<int64_t>(at::get_num_threads(), n_blocks)) : 1;
+  // Iterative steps: one chunk of all sub-steps, the blocks as given (a neuron's result depends on its block).
+  int64_t chunk = Step::iterative ? n_sub : CHUNK_FIRST;
+  for (int64_t done = 0; done < n_sub && !live.empty(); done += chunk, chunk *= 2) {
+    const int64_t steps = std::min(chunk, n_sub - done);
+    const int64_t n_live = static_cast<int64_t>(live.size());
+    const int64_t n_blocks = (n_live + BLOCK - 1) / BLOCK;
+    // Small jobs run on the calling thread: after a parallel region libgomp's workers spin-wait for the next one
+    // (milliseconds), which on a loaded machine takes the core from the caller's own small torch ops.
+    const bool parallel = n_live * steps >= PARALLEL_MIN_WORK && at::get_num_threads() > 1 && n_blocks > 1;
+    const int threads = parallel ? static_cast<int>(std::min<int64_t>(at::get_num_threads(), n_blocks)) : 1;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const int64_t start = b * BLOCK;
-    const auto block = coef_len == 1 ? run_block<T, Step, true> : run_block<T, Step, false>;
-    block(step, live.data() + start, std::min<int64_t>(BLOCK, n_live - start), vp, pp, ip, cp, coef_len,
-          fp, vo, po, static_cast<T>(h), n_sub);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t start = b * BLOCK;
+      const auto block = coef_len == 1 ? run_block<T, Step, true> : run_block<T, Step, false>;
+      block(step, live.data() + start, std::min<int64_t>(BLOCK, n_live - start), ip, cp, coef_len, fp, vo, po,
+            v_carry.data(), p_carry.data(), moving.data(), static_cast<T>(h), steps);
+    }
+    live.erase(std::remove_if(live.begin(), live.end(), [&](int64_t m) { return !moving[m]; }), live.end());
   }
 }
 
