@@ -152,17 +152,19 @@ void run_all(const Step& step, const torch::Tensor& v, const torch::Tensor& p, c
     const bool still = (fp != nullptr && fp[m]) || vo[m] > cp[V_THR * coef_len + (coef_len == 1 ? 0 : m)];
     if (Step::iterative || !still) live.push_back(m);
   }
+  // Small jobs run on the calling thread: after a parallel region libgomp's workers spin-wait for the next one
+  // (milliseconds), which on a loaded machine takes the core from the caller's own small torch ops. Decided once
+  // per call: the chunks of one call share the threads.
+  const bool parallel = static_cast<int64_t>(live.size()) * n_sub >= PARALLEL_MIN_WORK &&
+                        at::get_num_threads() > 1 && static_cast<int64_t>(live.size()) > BLOCK;
   // Iterative steps: one chunk of all sub-steps, the blocks as given (a neuron's result depends on its block).
   int64_t chunk = Step::iterative ? n_sub : CHUNK_FIRST;
   for (int64_t done = 0; done < n_sub && !live.empty(); done += chunk, chunk *= 2) {
     const int64_t steps = std::min(chunk, n_sub - done);
     const int64_t n_live = static_cast<int64_t>(live.size());
     const int64_t n_blocks = (n_live + BLOCK - 1) / BLOCK;
-    // Small jobs run on the calling thread: after a parallel region libgomp's workers spin-wait for the next one
-    // (milliseconds), which on a loaded machine takes the core from the caller's own small torch ops.
-    const bool parallel = n_live * steps >= PARALLEL_MIN_WORK && at::get_num_threads() > 1 && n_blocks > 1;
     const int threads = parallel ? static_cast<int>(std::min<int64_t>(at::get_num_threads(), n_blocks)) : 1;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
     for (int64_t b = 0; b < n_blocks; ++b) {
       const int64_t start = b * BLOCK;
       const auto block = coef_len == 1 ? run_block<T, Step, true> : run_block<T, Step, false>;
