@@ -381,19 +381,20 @@ def level_use(weights: dict[str, torch.Tensor], bits: int) -> dict[str, dict[str
 
 def _cell_level_use(cell: Path, runs: list[dict], epoch: int, bits: int) -> dict[str, dict[str, float]] | None:
     """level_use of the cell's finished seed runs at `epoch`, mean over seeds; computed from the run folders'
-    checkpoints once and kept in the seed files ("levels", per epoch), so the report can be rebuilt without the run
-    folders."""
+    checkpoints, and kept in the seed files ("levels", by epoch) for each run's last epoch, so that the report can
+    be rebuilt without the run folders."""
     found = []
     for run in runs:
         done = run["stopped"] or run["epochs"] >= run["target_epochs"]
-        cached = run.setdefault("levels", {})
-        if str(epoch) not in cached and done:
-            path = checkpoint_path(Path(run["run_dir"]), epoch)
-            if path.is_file():
-                cached[str(epoch)] = level_use(load_checkpoint(path)["model"], bits)
-                _write_json(cell / f"seed{run['seed']}.json", run)
+        cached = run.get("levels", {})
+        path = checkpoint_path(Path(run["run_dir"]), epoch)
         if str(epoch) in cached:
             found.append(cached[str(epoch)])
+        elif done and path.is_file():
+            found.append(level_use(load_checkpoint(path)["model"], bits))
+            if epoch == run["epochs"]:  # the run's last epoch: kept (others are asked for while a cell fills in)
+                run["levels"] = {**cached, str(epoch): found[-1]}
+                _write_json(cell / f"seed{run['seed']}.json", run)
     if not found:
         return None
     return {"seeds": len(found), "epoch": epoch,
