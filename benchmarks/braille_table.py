@@ -230,6 +230,11 @@ def _same_setup(record: dict | None, path: Path) -> dict | None:
     return record
 
 
+def _finished(run: dict) -> bool:
+    """Whether a seed record's run is over: its target epochs reached, or stopped by a divergence."""
+    return bool(run["stopped"]) or run["epochs"] >= run["target_epochs"]
+
+
 class _RecordingTrainer(Trainer):
     """A Trainer that hands the metrics so far to `record` after every epoch (before the checkpoint is saved)."""
 
@@ -385,12 +390,11 @@ def _cell_level_use(cell: Path, runs: list[dict], epoch: int, bits: int) -> dict
     be rebuilt without the run folders."""
     found = []
     for run in runs:
-        done = run["stopped"] or run["epochs"] >= run["target_epochs"]
         cached = run.get("levels", {})
         path = checkpoint_path(Path(run["run_dir"]), epoch)
         if str(epoch) in cached:
             found.append(cached[str(epoch)])
-        elif done and path.is_file():
+        elif _finished(run) and path.is_file():
             found.append(level_use(load_checkpoint(path)["model"], bits))
             if epoch == run["epochs"]:  # the run's last epoch: kept (others are asked for while a cell fills in)
                 run["levels"] = {**cached, str(epoch): found[-1]}
@@ -416,8 +420,7 @@ def _input_baselines(folder: Path) -> dict[str, float] | None:
     holds them; a seed file without them gets them from its run folder, if there, and keeps them."""
     for seed_file in sorted(folder.glob("*/seed*.json")):
         run = json.loads(seed_file.read_text())
-        done = run["stopped"] or run["epochs"] >= run["target_epochs"]
-        if "baselines" not in run and done and run.get("setup") == SETUP:
+        if "baselines" not in run and _finished(run) and run.get("setup") == SETUP:
             run["baselines"] = run_baselines(Path(run["run_dir"]))
             if run["baselines"]:
                 _write_json(seed_file, run)
@@ -682,11 +685,10 @@ def post_training_quantisation(args: argparse.Namespace) -> dict[str, Any]:
         for seed_file in sorted((args.results / "braille_table" / cell_name(neuron, "float")).glob("seed*.json")):
             run = json.loads(seed_file.read_text())
             checkpoint = checkpoint_path(Path(run["run_dir"]), run["epochs"])
-            finished = run["stopped"] or run["epochs"] >= run["target_epochs"]
-            if run.get("setup") != SETUP or not finished or not checkpoint.is_file():
+            if run.get("setup") != SETUP or not _finished(run) or not checkpoint.is_file():
                 continue
             state = load_checkpoint(checkpoint)["model"]
-            for bits in ("float",) + tuple(b for b in PRECISIONS if b != "float"):
+            for bits in PRECISIONS:
                 entry = record["cells"].setdefault(neuron, {}).setdefault(bits, {})
                 if entry.get(str(run["seed"]), {}).get("epoch") == run["epochs"]:
                     continue
